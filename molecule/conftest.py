@@ -1,0 +1,82 @@
+"""Verify code shared by every Molecule scenario.
+
+Tests look at the hosts from the outside: systemd, the process table, files,
+and HTTP requests sent from the controller to the container's address, the
+way a client would reach nginx. Expected values come from the role's
+documented defaults overlaid with the scenario's inventory variables, never
+from the role's own tasks.
+"""
+
+import json
+import pathlib
+import urllib.error
+import urllib.request
+
+import jinja2
+import pytest
+import yaml
+
+ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main.yml"
+
+
+@pytest.fixture(scope="module")
+def role_vars(host):
+    """The role's defaults with the scenario's variables for this host on top.
+
+    Defaults that refer to other variables (gunicorn_user, gunicorn_app_root,
+    ...) are rendered the way Ansible would.
+    """
+    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    values = {**defaults, **host.ansible.get_variables()}
+    for _ in range(3):
+        for key in defaults:
+            value = values[key]
+            if isinstance(value, str) and "{{" in value:
+                values[key] = jinja2.Template(value).render(**values)
+    values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
+    return values
+
+
+@pytest.fixture(scope="module")
+def address(host):
+    """The container's address on the Docker network, as a client sees it."""
+    return host.check_output("hostname -I").split()[0]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+def http_get(url, headers=None, timeout=10):
+    """GET from the controller, bypassing any proxy of the environment."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=timeout) as reply:
+            return Response(reply.status, reply.headers, reply.read().decode())
+    except urllib.error.HTTPError as error:
+        return Response(error.code, error.headers, error.read().decode())
+
+
+@pytest.fixture(scope="module")
+def http():
+    return http_get
+
+
+def main_pid(host, unit):
+    return int(host.check_output(f"systemctl show --property MainPID --value {unit}"))
+
+
+def children(host, pid):
+    out = host.check_output(f"ps -o pid= --ppid {pid} || true")
+    return sorted(int(p) for p in out.split())
+
+
+def process_user(host, pid):
+    return host.check_output(f"ps -o user= -p {pid}").strip()

@@ -1,0 +1,167 @@
+"""The core role with its defaults, seen from outside the host."""
+
+import time
+
+from conftest import children, main_pid, process_user
+
+
+def test_unit_is_enabled_and_running(host, role_vars):
+    service = host.service(role_vars["unit"])
+    assert service.is_enabled
+    assert service.is_running
+
+
+def test_nginx_is_enabled_and_running(host):
+    assert host.service("nginx").is_enabled
+    assert host.service("nginx").is_running
+
+
+def test_gunicorn_runs_the_configured_command(host, role_vars):
+    pid = main_pid(host, role_vars["unit"])
+    argv = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
+    command = " ".join(argv)
+    assert f"{role_vars['gunicorn_app_root']}/venv/bin/gunicorn" in command
+    assert f"-k {role_vars['gunicorn_worker_class']}" in command
+    assert f"--workers {role_vars['gunicorn_workers']}" in command
+    assert f"--threads {role_vars['gunicorn_threads']}" in command
+    assert f"--timeout {role_vars['gunicorn_timeout']}" in command
+    assert argv[-2] == role_vars["gunicorn_app"]
+
+
+def test_worker_count_matches(host, role_vars):
+    pid = main_pid(host, role_vars["unit"])
+    assert len(children(host, pid)) == role_vars["gunicorn_workers"]
+
+
+def test_gunicorn_listens_only_where_configured(host, role_vars):
+    bind = f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}"
+    assert host.socket(f"tcp://{bind}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{role_vars['gunicorn_bind_port']}").is_listening
+
+
+def test_app_answers_through_nginx(host, role_vars, address, http):
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
+    assert reply.status == 200
+    assert reply.headers["Server"].startswith("nginx")
+    body = reply.json()
+    assert body["message"] == "Hello from gunicorn + uvicorn behind nginx"
+    assert body["host"] == host.check_output("hostname")
+    assert body["pid"] in children(host, main_pid(host, role_vars["unit"]))
+
+
+def test_nginx_forwards_client_headers(role_vars, address, http):
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/headers", headers={"Host": "shop.test"})
+    seen = reply.json()["headers"]
+    assert seen["host"] == "shop.test"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-for"]  # the controller's address on the Docker network
+    assert seen["x-forwarded-for"] == seen["x-real-ip"]
+    assert seen["x-forwarded-host"] == "shop.test"
+
+
+def test_debian_default_site_is_replaced(host, role_vars):
+    assert not host.file("/etc/nginx/sites-enabled/default").exists
+    link = host.file(f"/etc/nginx/sites-enabled/{role_vars['gunicorn_app_name']}.conf")
+    assert link.is_symlink
+    assert link.linked_to == f"/etc/nginx/sites-available/{role_vars['gunicorn_app_name']}.conf"
+
+
+def test_snippet_with_content_is_in_effect(host, address, http):
+    snippet = host.file("/etc/nginx/conf.d/extra-port.conf")
+    assert (snippet.user, snippet.group, snippet.mode) == ("root", "root", 0o644)
+    reply = http(f"http://{address}:8081/snippet")
+    assert reply.status == 200
+    assert reply.body == "snippet in effect\n"
+
+
+def test_snippet_from_template_is_in_effect(host, role_vars, address, http):
+    snippet = host.file("/etc/nginx/conf.d/from-template.conf")
+    assert (snippet.user, snippet.group, snippet.mode) == ("root", "root", 0o644)
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
+    assert reply.headers["X-Served-By"] == host.backend.get_hostname()
+
+
+def test_no_backup_files_left_in_nginx_dirs(host):
+    leftovers = host.check_output("find /etc/nginx/conf.d /etc/nginx/sites-available -name '*~'")
+    assert leftovers == ""
+
+
+def test_app_processes_do_not_run_as_root(host, role_vars):
+    pid = main_pid(host, role_vars["unit"])
+    for process in [pid, *children(host, pid)]:
+        assert process_user(host, process) == role_vars["gunicorn_user"]
+    nginx_workers = host.check_output("ps -o user= -C nginx --no-headers | sort -u").split()
+    assert "www-data" in nginx_workers
+
+
+def test_app_user_is_a_system_user_without_login(host, role_vars):
+    user = host.user(role_vars["gunicorn_user"])
+    assert user.exists
+    assert user.uid < 1000
+    assert user.shell == "/usr/sbin/nologin"
+    assert user.group == role_vars["gunicorn_group"]
+
+
+def test_code_and_venv_belong_to_root_and_are_read_only_for_the_app(host, role_vars):
+    root = role_vars["gunicorn_app_root"]
+    group = role_vars["gunicorn_group"]
+    for path, mode in [(root, 0o750), (f"{root}/app", 0o750), (f"{root}/app/main.py", 0o640)]:
+        f = host.file(path)
+        assert (f.user, f.group, f.mode) == ("root", group, mode), path
+    venv = host.file(f"{root}/venv")
+    assert venv.user == "root"
+    # The app user can read its code but not change it.
+    user = role_vars["gunicorn_user"]
+    assert host.run(f"runuser -u {user} -- cat {root}/app/main.py").rc == 0
+    assert host.run(f"runuser -u {user} -- touch {root}/app/main.py").rc != 0
+
+
+def test_unit_file_is_root_owned(host, role_vars):
+    unit = host.file(f"/etc/systemd/system/{role_vars['unit']}")
+    assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
+    assert "Restart=always" in unit.content_string
+    assert "ExecReload=/bin/kill -s HUP $MAINPID" in unit.content_string
+
+
+def test_pinned_versions_are_installed(host, role_vars):
+    pip = f"{role_vars['gunicorn_app_root']}/venv/bin/pip"
+    frozen = host.check_output(f"{pip} freeze").lower().split()
+    assert f"gunicorn=={role_vars['gunicorn_version']}" in frozen
+    assert f"uvicorn=={role_vars['uvicorn_version']}" in frozen
+    assert f"uvicorn-worker=={role_vars['uvicorn_worker_version']}" in frozen
+    assert "uvloop" in " ".join(frozen)  # uvicorn[standard]'s extras
+    assert "starlette==1.10.0" in frozen  # the app's requirements.txt
+
+
+def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, http):
+    unit = role_vars["unit"]
+    master = main_pid(host, unit)
+    before = children(host, master)
+    host.check_output(f"systemctl reload {unit}")
+    deadline = time.monotonic() + 30
+    after = before
+    while time.monotonic() < deadline:
+        after = children(host, master)
+        if len(after) == len(before) and not set(after) & set(before):
+            break
+        time.sleep(0.5)
+    assert main_pid(host, unit) == master
+    assert len(after) == role_vars["gunicorn_workers"]
+    assert not set(after) & set(before)
+    assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
+
+
+def test_master_restarts_after_a_crash(host, role_vars, address, http):
+    unit = role_vars["unit"]
+    master = main_pid(host, unit)
+    host.check_output(f"kill -9 {master}")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pid = main_pid(host, unit)
+        if pid not in (0, master) and host.service(unit).is_running:
+            reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
+            if reply.status == 200:
+                break
+        time.sleep(0.5)
+    assert main_pid(host, unit) not in (0, master)
+    assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200

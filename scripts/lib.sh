@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# Shared by scripts/demo, scripts/test and .ci/run. On a Debian or Ubuntu
+# machine with root it installs and starts everything the project needs:
+# Docker engine, mmdebstrap, the pinned Python tools, the Debian base images.
+# Every step checks first, so a second run only costs a few seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${GUN_VENV:-$ROOT/.venv}
+IMAGE_REPO=gunicorn-uvicorn-nginx/debian
+# Debian release number -> suite. Molecule platforms use $IMAGE_REPO:<number>.
+declare -A SUITES=([12]=bookworm [13]=trixie)
+# What a bare Debian VM or cloud image has: systemd, python3 for Ansible,
+# sudo, dbus. curl and iproute2 let the tests look around from inside.
+IMAGE_PACKAGES=systemd,systemd-sysv,dbus,sudo,python3,ca-certificates,iproute2,procps,curl
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+require_root() {
+    [ "$(id -u)" = 0 ] || { echo "Run this as root (it installs packages and starts Docker)." >&2; exit 1; }
+}
+
+ensure_host_packages() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+    [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+    command -v curl >/dev/null || missing+=(curl)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "Installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+# Nothing starts dockerd on a machine without systemd as PID 1, and a daemon
+# started by hand does not outlive the session: start it when it is not up.
+ensure_docker() {
+    docker info >/dev/null 2>&1 && return 0
+    if [ -d /run/systemd/system ]; then
+        systemctl start docker
+    else
+        log "Starting dockerd (log: /var/log/dockerd.log)"
+        nohup dockerd >/var/log/dockerd.log 2>&1 &
+    fi
+    local i
+    for i in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    echo "dockerd did not come up; see /var/log/dockerd.log" >&2
+    exit 1
+}
+
+ensure_venv() {
+    local stamp="$VENV/.requirements.sha256" want
+    want=$(cat "$ROOT/requirements-dev.txt" "$ROOT/constraints-dev.txt" | sha256sum | cut -d' ' -f1)
+    if [ -x "$VENV/bin/molecule" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    log "Installing the pinned tools into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+        -r "$ROOT/requirements-dev.txt" -c "$ROOT/constraints-dev.txt"
+    echo "$want" >"$stamp"
+}
+
+# The recipe's hash is stored as a label, so an image is rebuilt exactly when
+# this recipe changes, and shared by every scenario and the demo otherwise.
+image_recipe() {
+    local suite=$1
+    printf 'mmdebstrap --variant=apt --include=%s %s; host-ca\n' "$IMAGE_PACKAGES" "$suite"
+}
+
+build_image() {
+    local version=$1 suite=${SUITES[$1]} tag="$IMAGE_REPO:$1" recipe hash
+    recipe=$(image_recipe "$suite")
+    hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
+    if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$tag" 2>/dev/null)" = "$hash" ]; then
+        return 0
+    fi
+    log "Building $tag from Debian's archive ($suite)"
+    # The host's CA bundle goes in beside the image's own, and pip inside the
+    # image trusts it: on a network whose HTTPS is inspected, the role's pip
+    # installs then work; on any other network this changes nothing.
+    mmdebstrap --quiet --variant=apt --include="$IMAGE_PACKAGES" \
+        --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
+        --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
+        "$suite" - |
+        docker import --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL recipe=$hash" - "$tag" >/dev/null
+}
+
+ensure_images() {
+    local v pids=()
+    for v in "$@"; do
+        build_image "$v" &
+        pids+=($!)
+    done
+    for v in "${pids[@]}"; do wait "$v"; done
+}
+
+bootstrap() {
+    require_root
+    ensure_host_packages
+    ensure_docker
+    ensure_venv
+    ensure_images "$@"
+    export PATH="$VENV/bin:$PATH"
+    export ANSIBLE_CONFIG="$ROOT/ansible.cfg"
+}
