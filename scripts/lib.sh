@@ -63,7 +63,8 @@ ensure_venv() {
     rm -rf "$VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        -r "$ROOT/requirements-dev.txt" -c "$ROOT/constraints-dev.txt"
+        -r "$ROOT/requirements-dev.txt" -c "$ROOT/constraints-dev.txt" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     echo "$want" >"$stamp"
 }
 
