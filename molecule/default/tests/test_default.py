@@ -165,3 +165,8 @@ def test_master_restarts_after_a_crash(host, role_vars, address, http):
         time.sleep(0.5)
     assert main_pid(host, unit) not in (0, master)
     assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
+
+
+def test_snippet_of_a_rejected_run_is_gone(host):
+    # side_effect.yml tried to add it together with a broken snippet.
+    assert not host.file("/etc/nginx/conf.d/added-by-broken-run.conf").exists
