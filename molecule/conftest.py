@@ -34,6 +34,7 @@ def role_vars(host):
             if isinstance(value, str) and "{{" in value:
                 values[key] = jinja2.Template(value).render(**values)
     values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
+    values["socket"] = f"/run/gunicorn-{values['gunicorn_app_name']}/gunicorn.sock"
     return values
 
 

@@ -25,6 +25,7 @@ def test_gunicorn_runs_the_configured_command(host, role_vars):
     assert f"--workers {role_vars['gunicorn_workers']}" in command
     assert f"--threads {role_vars['gunicorn_threads']}" in command
     assert f"--timeout {role_vars['gunicorn_timeout']}" in command
+    assert f"--keep-alive {role_vars['gunicorn_keepalive']}" in command
     assert argv[-2] == role_vars["gunicorn_app"]
 
 
@@ -34,9 +35,37 @@ def test_worker_count_matches(host, role_vars):
 
 
 def test_gunicorn_listens_only_where_configured(host, role_vars):
-    bind = f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}"
-    assert host.socket(f"tcp://{bind}").is_listening
-    assert not host.socket(f"tcp://0.0.0.0:{role_vars['gunicorn_bind_port']}").is_listening
+    tcp_listeners = host.check_output("ss --listening --tcp --numeric --processes")
+    if role_vars["gunicorn_bind_mode"] == "unix":
+        assert host.socket(f"unix://{role_vars['socket']}").is_listening
+        assert "gunicorn" not in tcp_listeners
+    else:
+        bind = f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}"
+        assert host.socket(f"tcp://{bind}").is_listening
+        assert not host.socket(f"tcp://0.0.0.0:{role_vars['gunicorn_bind_port']}").is_listening
+        assert not host.file(role_vars["socket"]).exists
+
+
+def test_only_the_app_and_nginx_can_open_the_socket(host, role_vars):
+    if role_vars["gunicorn_bind_mode"] != "unix":
+        return
+    runtime = host.file(f"/run/gunicorn-{role_vars['gunicorn_app_name']}")
+    assert (runtime.user, runtime.group, runtime.mode) == (role_vars["gunicorn_user"], role_vars["gunicorn_group"], 0o750)
+    request = f"curl --silent --output /dev/null --write-out %{{http_code}} --unix-socket {role_vars['socket']} http://app/"
+    assert host.check_output(f"runuser -u www-data -- {request}") == "200"
+    assert host.run(f"runuser -u nobody -- {request}").rc != 0
+
+
+def test_nginx_keeps_upstream_connections_alive(host, role_vars, address, http):
+    for _ in range(5):
+        assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
+    # With keepalive, nginx holds idle connections to gunicorn after the
+    # requests; without it, each one is closed as soon as its request ends.
+    if role_vars["gunicorn_bind_mode"] == "unix":
+        idle = host.check_output(f"ss --unix --numeric --processes state connected src {role_vars['socket']}")
+    else:
+        idle = host.check_output(f"ss --tcp --numeric state established '( sport = :{role_vars['gunicorn_bind_port']} )'")
+    assert len(idle.splitlines()) > 1  # a header line, then the connections
 
 
 def test_app_answers_through_nginx(host, role_vars, address, http):
