@@ -5,9 +5,12 @@ Deploys the role with the sample app into a fresh local Debian 13 systemd
 container, times the role (first converge, idempotent re-runs with and without
 pipelining), adds the peer configurations (benchmarks/peers.yml), then loads
 each configuration with wrk from inside the same container, against loopback
-only, bounded in time and connections. Configurations are interleaved, each
-measured ROUNDS times; the report gives medians and ratios to gunicorn
-reached directly, and goes to docs/benchmarks.md and docs/benchmarks.png.
+only, bounded in time and connections. Configurations are interleaved, the
+order rotating each round so that none always follows another. This machine's
+speed drifts over minutes, so each round's throughput is divided by the same
+round's "gunicorn directly" run, and the report gives the median of those
+paired ratios, with medians of the rest; it goes to docs/benchmarks.md and
+docs/benchmarks.png.
 """
 
 import argparse
@@ -143,7 +146,7 @@ def chart(rows, path):
         ax.text(bar.get_width() + 0.01, bar.get_y() + bar.get_height() / 2,
                 f"{row['ratio']:.2f}x  ({row['rps']:,.0f} req/s)", va="center", fontsize=9)
     ax.set_xlim(0, max(ratios) * 1.35)
-    ax.set_xlabel("throughput relative to gunicorn reached directly (median of rounds)")
+    ax.set_xlabel("throughput relative to gunicorn reached directly (median of paired rounds)")
     ax.set_title("Sample ASGI app, 2 uvicorn workers: what nginx in front costs")
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
@@ -152,8 +155,8 @@ def chart(rows, path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--keep", action="store_true", help="leave the container running")
@@ -179,12 +182,16 @@ def main():
     for _, _, port, _ in CONFIGS:
         wrk(port, 2, args.connections, args.threads)
     samples = {key: [] for key, *_ in CONFIGS}
-    for round_ in range(1, args.rounds + 1):
-        for key, label, port, unit in CONFIGS:
-            log(f"round {round_}/{args.rounds}: {label}")
+    for round_ in range(args.rounds):
+        shift = round_ % len(CONFIGS)
+        for key, label, port, unit in CONFIGS[shift:] + CONFIGS[:shift]:
+            log(f"round {round_ + 1}/{args.rounds}: {label}")
             result = parse_wrk(wrk(port, args.seconds, args.connections, args.threads))
             result["rss_master"], result["rss_workers"], result["rss_nginx"] = rss_mb(unit)
             samples[key].append(result)
+    for key in samples:
+        for result, reference in zip(samples[key], samples["direct"]):
+            result["ratio"] = result["rps"] / reference["rps"]
     machine = versions()
     if not args.keep:
         run(["docker", "rm", "-f", NAME], check=False)
@@ -193,17 +200,15 @@ def main():
     for key, label, port, unit in CONFIGS:
         runs = samples[key]
         row = {"key": key, "label": label}
-        for field in ("rps", "p50", "p99", "rss_master", "rss_workers", "rss_nginx"):
+        for field in ("rps", "ratio", "p50", "p99", "rss_master", "rss_workers", "rss_nginx"):
             row[field] = statistics.median(r[field] for r in runs)
         row["errors"] = sum(r["errors"] for r in runs)
         row["non2xx"] = sum(r["non2xx"] for r in runs)
         rows.append(row)
-    direct = rows[0]["rps"]
-    for row in rows:
-        row["ratio"] = row["rps"] / direct
     by_key = {row["key"]: row for row in rows}
     default = by_key["default"]
-    vs_docs = default["rps"] / by_key["docs-tcp"]["rps"]
+    vs_docs = statistics.median(
+        d["rps"] / p["rps"] for d, p in zip(samples["default"], samples["docs-tcp"]))
     clean = all(row["errors"] == 0 and row["non2xx"] == 0 for row in rows)
 
     table = [
@@ -245,7 +250,10 @@ def main():
         "`benchmarks/peers.yml` adds the configurations it is compared with on the same host. wrk runs",
         f"inside the container against loopback: {args.threads} threads, {args.connections} connections, "
         f"{args.seconds} s per run,",
-        f"configurations interleaved, {args.rounds} rounds, medians reported (errors and non-2xx are totals).",
+        f"configurations interleaved in an order that rotates each round, {args.rounds} rounds.",
+        "The ratio is the median over rounds of each run's throughput divided by that round's",
+        "\"gunicorn directly\" run (the machine's speed drifts over minutes; pairing cancels most of it);",
+        "the other columns are medians, errors and non-2xx are totals over all rounds.",
         "wrk shares the container's CPUs with nginx and gunicorn, so the ratios carry over to other",
         "machines better than the absolute numbers do.",
         "",
