@@ -8,7 +8,9 @@ from the role's own tasks.
 """
 
 import json
+import os
 import pathlib
+import subprocess
 import urllib.error
 import urllib.request
 
@@ -16,6 +18,7 @@ import jinja2
 import pytest
 import yaml
 
+SHARED = pathlib.Path(__file__).parent / "shared"
 ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main.yml"
 
 
@@ -81,3 +84,15 @@ def children(host, pid):
 
 def process_user(host, pid):
     return host.check_output(f"ps -o user= -p {pid}").strip()
+
+
+def converge(hostname, extra_vars):
+    """Run the scenario's converge playbook again on one host, as a user would
+    with `ansible-playbook -e`, and return (return code, output)."""
+    ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"))
+    result = subprocess.run(
+        ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
+         "--extra-vars", json.dumps(extra_vars), str(SHARED / "converge.yml")],
+        env=env, capture_output=True, text=True, check=False)
+    return result.returncode, result.stdout + result.stderr

@@ -1,0 +1,44 @@
+"""Invalid variables stop the run in the role's validation, naming the variable.
+
+Each case re-runs the converge playbook with one invalid value passed with -e
+(on one platform: validation does not depend on the host). The run must fail
+in one of the two validation tasks, before any task that can touch the host,
+and change nothing; the tests of test_default.py then still hold.
+"""
+
+import re
+
+import pytest
+
+from conftest import converge
+
+CASES = [
+    ("gunicorn_workers", "many"),
+    ("gunicorn_workers", 0),
+    ("gunicorn_timeout", -1),
+    ("gunicorn_bind_port", 70000),
+    ("nginx_listen_port", "eighty"),
+    ("gunicorn_worker_class", "gevent"),
+    ("gunicorn_bind_mode", "pipe"),
+    ("gunicorn_app", "main"),
+    ("gunicorn_app_root", "srv/app"),
+    ("gunicorn_user", "root"),
+    ("nginx_upstream_keepalive_timeout", 90),
+    ("nginx_snippets", [{"name": "../escape", "content": "add_header X-A b;"}]),
+    ("nginx_snippets", [{"name": "no-body"}]),
+]
+VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
+
+
+@pytest.mark.parametrize(("variable", "value"), CASES)
+def test_invalid_value_fails_in_validation_naming_the_variable(host, variable, value):
+    hostname = host.backend.get_hostname()
+    if hostname != "gun-debian13":
+        pytest.skip("validation does not depend on the platform")
+    rc, output = converge(hostname, {variable: value})
+    assert rc != 0, output
+    tasks = re.findall(r"^TASK \[([^\]]*)\]", output, re.MULTILINE)
+    assert any(name in tasks[-1] for name in VALIDATION_TASKS), tasks
+    assert not re.search(r"^changed:", output, re.MULTILINE)
+    error = output[output.rindex("TASK ["):]
+    assert variable in error
