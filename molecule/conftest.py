@@ -37,7 +37,8 @@ def role_vars(host):
             if isinstance(value, str) and "{{" in value:
                 values[key] = jinja2.Template(value).render(**values)
     values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
-    values["socket"] = f"/run/gunicorn-{values['gunicorn_app_name']}/gunicorn.sock"
+    values["runtime_dir"] = f"/run/gunicorn-{values['gunicorn_app_name']}"
+    values["socket"] = f"{values['runtime_dir']}/gunicorn.sock"
     return values
 
 
