@@ -7,10 +7,12 @@ documented defaults overlaid with the scenario's inventory variables, never
 from the role's own tasks.
 """
 
+import base64
 import json
 import os
 import pathlib
 import subprocess
+import time
 import urllib.error
 import urllib.request
 
@@ -38,7 +40,9 @@ def role_vars(host):
                 values[key] = jinja2.Template(value).render(**values)
     values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
     values["runtime_dir"] = f"/run/gunicorn-{values['gunicorn_app_name']}"
-    values["socket"] = f"{values['runtime_dir']}/gunicorn.sock"
+    values["socket"] = f"/run/gunicorn-{values['gunicorn_app_name']}.sock"
+    values["env_file"] = f"/etc/gunicorn/{values['gunicorn_app_name']}.env"
+    values["state_dir"] = f"/var/lib/gunicorn-{values['gunicorn_app_name']}"
     return values
 
 
@@ -58,10 +62,10 @@ class Response:
         return json.loads(self.body)
 
 
-def http_get(url, headers=None, timeout=10):
-    """GET from the controller, bypassing any proxy of the environment."""
+def http_get(url, headers=None, timeout=10, method="GET"):
+    """A request from the controller, bypassing any proxy of the environment."""
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, headers=headers or {})
+    request = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
         with opener.open(request, timeout=timeout) as reply:
             return Response(reply.status, reply.headers, reply.read().decode())
@@ -87,13 +91,38 @@ def process_user(host, pid):
     return host.check_output(f"ps -o user= -p {pid}").strip()
 
 
-def converge(hostname, extra_vars):
+def converge(hostname, extra_vars, diff=False):
     """Run the scenario's converge playbook again on one host, as a user would
     with `ansible-playbook -e`, and return (return code, output)."""
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
+    playbook = own if own.is_file() else SHARED / "converge.yml"
     env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"))
     result = subprocess.run(
         ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
-         "--extra-vars", json.dumps(extra_vars), str(SHARED / "converge.yml")],
+         "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), str(playbook)],
         env=env, capture_output=True, text=True, check=False)
     return result.returncode, result.stdout + result.stderr
+
+
+class Load:
+    """molecule/shared/files/load.py running on the host under test, against
+    nginx on loopback, until stop() collects its counts."""
+
+    def __init__(self, host, url, host_header=None, connections=8, max_seconds=240):
+        self.host = host
+        script = base64.b64encode((SHARED / "files/load.py").read_bytes()).decode()
+        host.check_output(f"echo {script} | base64 -d > /root/load.py && rm -f /root/load.stop /root/load.json")
+        header = f"--host-header {host_header}" if host_header else ""
+        host.check_output(
+            f"setsid nohup python3 /root/load.py {url} {header} --connections {connections} "
+            f"--max-seconds {max_seconds} --stop-file /root/load.stop > /root/load.json 2>&1 < /dev/null &")
+
+    def stop(self):
+        self.host.check_output("touch /root/load.stop")
+        for _ in range(120):
+            out = self.host.run("cat /root/load.json").stdout.strip()
+            if out.endswith("}"):
+                return json.loads(out)
+            time.sleep(0.5)
+        raise AssertionError("the load generator did not report")

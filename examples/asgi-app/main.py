@@ -1,18 +1,25 @@
 """Sample ASGI app of gunicorn_uvicorn_nginx: the demo and the tests deploy it."""
 
+import hashlib
 import os
+import pathlib
 import socket
+import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+# Which code is serving: tests deploy a copy of this file with another value.
+RELEASE = "1"
+
 
 async def index(request: Request) -> JSONResponse:
     return JSONResponse(
         {
             "message": "Hello from gunicorn + uvicorn behind nginx",
+            "release": RELEASE,
             "host": socket.gethostname(),
             "pid": os.getpid(),
         }
@@ -30,4 +37,34 @@ async def headers(request: Request) -> JSONResponse:
     )
 
 
-app = Starlette(routes=[Route("/", index), Route("/headers", headers)])
+async def env_digest(request: Request) -> JSONResponse:
+    """SHA-256 of one environment variable: proves the app sees a secret without showing it."""
+    value = os.environ.get(request.path_params["name"])
+    digest = hashlib.sha256(value.encode()).hexdigest() if value is not None else None
+    return JSONResponse({"sha256": digest})
+
+
+async def visits(request: Request) -> JSONResponse:
+    """Counts visits in the app's state directory: the one place it may write."""
+    counter = pathlib.Path(os.environ["STATE_DIRECTORY"]) / "visits"
+    count = int(counter.read_text()) + 1 if counter.exists() else 1
+    counter.write_text(str(count))
+    return JSONResponse({"visits": count})
+
+
+async def block(request: Request) -> JSONResponse:
+    """Blocks this worker's event loop: what a hung worker looks like to gunicorn."""
+    seconds = float(request.query_params.get("seconds", "1"))
+    time.sleep(seconds)
+    return JSONResponse({"slept": seconds})
+
+
+app = Starlette(
+    routes=[
+        Route("/", index),
+        Route("/headers", headers),
+        Route("/env-sha256/{name}", env_digest),
+        Route("/visits", visits, methods=["POST"]),
+        Route("/block", block),
+    ]
+)

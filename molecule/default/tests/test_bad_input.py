@@ -26,6 +26,14 @@ CASES = [
     ("nginx_upstream_keepalive_timeout", 90),
     ("nginx_snippets", [{"name": "../escape", "content": "add_header X-A b;"}]),
     ("nginx_snippets", [{"name": "no-body"}]),
+    ("gunicorn_workers", "lots"),
+    ("gunicorn_state", "gone"),
+    ("gunicorn_log_level", "loud"),
+    ("gunicorn_max_requests", -1),
+    ("gunicorn_env", {"BAD NAME": "x"}),
+    ("gunicorn_env", "A=1"),
+    ("gunicorn_writable_paths", ["var/data"]),
+    ("gunicorn_forwarded_allow_ips", "10.0.0.1, 10.0.0.2"),
 ]
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
 

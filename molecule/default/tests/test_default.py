@@ -1,10 +1,11 @@
 """The core role with its defaults, seen from outside the host."""
 
+import hashlib
 import time
 
 import pytest
 
-from conftest import children, main_pid, process_user
+from conftest import children, converge, main_pid, process_user
 
 
 def test_unit_is_enabled_and_running(host, role_vars):
@@ -25,15 +26,30 @@ def test_gunicorn_runs_the_configured_command(host, role_vars):
     assert f"{role_vars['gunicorn_app_root']}/venv/bin/gunicorn" in command
     assert f"-k {role_vars['gunicorn_worker_class']}" in command
     assert f"--workers {role_vars['gunicorn_workers']}" in command
-    assert f"--threads {role_vars['gunicorn_threads']}" in command
+    # Only gthread workers have threads.
+    assert "--threads" not in command
     assert f"--timeout {role_vars['gunicorn_timeout']}" in command
+    assert f"--graceful-timeout {role_vars['gunicorn_graceful_timeout']}" in command
     assert f"--keep-alive {role_vars['gunicorn_keepalive']}" in command
+    assert f"--max-requests {role_vars['gunicorn_max_requests']}" in command
+    assert f"--forwarded-allow-ips {role_vars['gunicorn_forwarded_allow_ips']}" in command
+    assert f"--log-level {role_vars['gunicorn_log_level']}" in command
+    assert "--bind" not in command  # systemd's socket unit decides where it listens
     assert argv[-2] == role_vars["gunicorn_app"]
 
 
 def test_worker_count_matches(host, role_vars):
     pid = main_pid(host, role_vars["unit"])
     assert len(children(host, pid)) == role_vars["gunicorn_workers"]
+
+
+def test_systemd_holds_the_listening_socket(host, role_vars):
+    socket_unit = role_vars["unit"].replace(".service", ".socket")
+    assert host.service(socket_unit).is_enabled
+    assert host.service(socket_unit).is_running
+    expected = (role_vars["socket"] if role_vars["gunicorn_bind_mode"] == "unix"
+                else f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}")
+    assert host.check_output(f"systemctl show --property Listen --value {socket_unit}").startswith(expected)
 
 
 def test_gunicorn_listens_only_where_configured(host, role_vars):
@@ -48,14 +64,15 @@ def test_gunicorn_listens_only_where_configured(host, role_vars):
         assert not host.file(role_vars["socket"]).exists
 
 
-def test_only_the_app_and_nginx_can_open_the_socket(host, role_vars):
+def test_only_nginx_can_open_the_socket(host, role_vars):
     if role_vars["gunicorn_bind_mode"] != "unix":
         pytest.skip("tcp mode has no socket")
-    runtime = host.file(role_vars["runtime_dir"])
-    assert (runtime.user, runtime.group, runtime.mode) == (role_vars["gunicorn_user"], role_vars["gunicorn_group"], 0o750)
+    socket = host.file(role_vars["socket"])
+    assert (socket.user, socket.group, socket.mode) == ("root", "www-data", 0o660)
     request = f"curl --silent --output /dev/null --write-out %{{http_code}} --unix-socket {role_vars['socket']} http://app/"
     assert host.check_output(f"runuser -u www-data -- {request}") == "200"
     assert host.run(f"runuser -u nobody -- {request}").rc != 0
+    assert host.run(f"runuser -u {role_vars['gunicorn_user']} -- {request}").rc != 0
 
 
 def test_nginx_keeps_upstream_connections_alive(host, role_vars, address, http):
@@ -181,20 +198,69 @@ def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, 
     assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
 
 
-def test_master_restarts_after_a_crash(host, role_vars, address, http):
+def test_master_comes_back_within_5_seconds_of_a_crash(host, role_vars, address, http):
     unit = role_vars["unit"]
     master = main_pid(host, unit)
     host.check_output(f"kill -9 {master}")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        pid = main_pid(host, unit)
-        if pid not in (0, master) and host.service(unit).is_running:
-            reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
-            if reply.status == 200:
-                break
-        time.sleep(0.5)
+    killed = time.monotonic()
+    # Requests sent meanwhile wait in systemd's socket until the new master
+    # accepts them: the first answer is the time to recover.
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/", timeout=30)
+    recovered = time.monotonic() - killed
+    print(f"recovered from kill -9 of the master in {recovered:.1f} s")
+    assert reply.status == 200
+    assert recovered <= 5
     assert main_pid(host, unit) not in (0, master)
-    assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
+
+
+def test_unit_is_sandboxed_to_an_exposure_of_2_or_less(host, role_vars):
+    report = host.check_output(f"systemd-analyze security --no-pager {role_vars['unit']}")
+    exposure = float(report.splitlines()[-1].split(":")[1].split()[0])
+    print(f"systemd-analyze security exposure of {role_vars['unit']}: {exposure}")
+    assert exposure <= 2.0, report
+
+
+def test_app_writes_only_to_its_state_directory(host, role_vars, address, http):
+    state = host.file(role_vars["state_dir"])
+    assert (state.user, state.mode) == (role_vars["gunicorn_user"], 0o750)
+    first = http(f"http://{address}:{role_vars['nginx_listen_port']}/visits", method="POST").json()["visits"]
+    second = http(f"http://{address}:{role_vars['nginx_listen_port']}/visits", method="POST").json()["visits"]
+    assert second == first + 1
+    # A directory the app user owns is still read-only inside the unit's sandbox.
+    user = role_vars["gunicorn_user"]
+    host.check_output(f"mkdir -p /srv/probe && chown {user} /srv/probe")
+    try:
+        assert host.run(f"runuser -u {user} -- touch /srv/probe/outside").rc == 0
+        pid = main_pid(host, role_vars["unit"])
+        inside = host.run(f"nsenter --target {pid} --mount -- runuser -u {user} -- touch /srv/probe/inside")
+        assert inside.rc != 0 and "Read-only file system" in inside.stderr
+    finally:
+        host.check_output("rm -rf /srv/probe")
+
+
+def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, address, http):
+    env_file = host.file(role_vars["env_file"])
+    assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600)
+    secret = role_vars["gunicorn_env"]["APP_SECRET"]
+    unit = host.file(f"/etc/systemd/system/{role_vars['unit']}").content_string
+    assert secret not in unit
+    seen = http(f"http://{address}:{role_vars['nginx_listen_port']}/env-sha256/APP_SECRET").json()["sha256"]
+    assert seen == hashlib.sha256(secret.encode()).hexdigest()
+
+
+def test_changed_secret_reaches_the_app_and_never_the_output(host, role_vars, address, http):
+    hostname = host.backend.get_hostname()
+    new = {**role_vars["gunicorn_env"], "APP_SECRET": "rotated-Secret-4711"}
+    try:
+        rc, output = converge(hostname, {"gunicorn_env": new}, diff=True)
+        assert rc == 0, output
+        assert "rotated-Secret-4711" not in output
+        assert role_vars["gunicorn_env"]["APP_SECRET"] not in output
+        seen = http(f"http://{address}:{role_vars['nginx_listen_port']}/env-sha256/APP_SECRET").json()["sha256"]
+        assert seen == hashlib.sha256(b"rotated-Secret-4711").hexdigest()
+    finally:
+        rc, output = converge(hostname, {})
+        assert rc == 0, output
 
 
 def test_snippet_of_a_rejected_run_is_gone(host):
