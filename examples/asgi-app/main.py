@@ -53,7 +53,11 @@ async def visits(request: Request) -> JSONResponse:
 
 
 async def block(request: Request) -> JSONResponse:
-    """Blocks this worker's event loop: what a hung worker looks like to gunicorn."""
+    """Blocks this worker's event loop: what a hung worker looks like to gunicorn.
+
+    POST, so that nginx never re-sends it to another worker when gunicorn kills
+    this one (it would re-send a GET whose connection broke).
+    """
     seconds = float(request.query_params.get("seconds", "1"))
     time.sleep(seconds)
     return JSONResponse({"slept": seconds})
@@ -65,6 +69,6 @@ app = Starlette(
         Route("/headers", headers),
         Route("/env-sha256/{name}", env_digest),
         Route("/visits", visits, methods=["POST"]),
-        Route("/block", block),
+        Route("/block", block, methods=["GET", "POST"]),
     ]
 )

@@ -103,7 +103,11 @@ def test_nginx_forwards_client_headers(host, role_vars, address, http):
     assert seen["host"] == "shop.test"
     assert seen["x-forwarded-proto"] == "http"
     # The client's address as nginx saw it: the controller's, on the Docker network.
-    assert seen["x-forwarded-for"] == host.check_output("ip -4 route show default").split()[2]
+    controller = host.check_output("ip -4 route show default").split()[2]
+    assert seen["x-forwarded-for"] == controller
+    # gunicorn_forwarded_allow_ips trusts nginx, so the app sees the client, not nginx.
+    assert reply.json()["client"] == controller
+    assert reply.json()["scheme"] == "http"
 
 
 def test_debian_default_site_is_replaced(host, role_vars):
