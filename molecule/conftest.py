@@ -39,7 +39,6 @@ def role_vars(host):
             if isinstance(value, str) and "{{" in value:
                 values[key] = jinja2.Template(value).render(**values)
     values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
-    values["runtime_dir"] = f"/run/gunicorn-{values['gunicorn_app_name']}"
     values["socket"] = f"/run/gunicorn-{values['gunicorn_app_name']}.sock"
     values["env_file"] = f"/etc/gunicorn/{values['gunicorn_app_name']}.env"
     values["state_dir"] = f"/var/lib/gunicorn-{values['gunicorn_app_name']}"
