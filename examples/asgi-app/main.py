@@ -9,7 +9,8 @@ import time
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 # Which code is serving: tests deploy a copy of this file with another value.
 RELEASE = "1"
@@ -63,6 +64,13 @@ async def block(request: Request) -> JSONResponse:
     return JSONResponse({"slept": seconds})
 
 
+async def echo(websocket: WebSocket) -> None:
+    """WebSocket echo: every text message comes back, prefixed."""
+    await websocket.accept()
+    async for message in websocket.iter_text():
+        await websocket.send_text(f"echo: {message}")
+
+
 app = Starlette(
     routes=[
         Route("/", index),
@@ -70,5 +78,6 @@ app = Starlette(
         Route("/env-sha256/{name}", env_digest),
         Route("/visits", visits, methods=["POST"]),
         Route("/block", block, methods=["GET", "POST"]),
+        WebSocketRoute("/ws", echo),
     ]
 )
