@@ -125,3 +125,22 @@ class Load:
                 return json.loads(out)
             time.sleep(0.5)
         raise AssertionError("the load generator did not report")
+
+
+def gixy_problems(host):
+    """gixy-ng's findings on the host's whole nginx configuration (`nginx -T`,
+    which includes Debian's files as well as the role's), as
+    "check: reason" strings."""
+    dump = host.check_output("nginx -T 2>/dev/null")
+    ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
+    path = ephemeral / f"nginx-T-{host.backend.get_hostname()}.conf"
+    path.write_text(dump + "\n")
+    result = subprocess.run(["gixy", "--format", "json", str(path)], capture_output=True, text=True, check=False)
+    findings = json.loads(result.stdout or "[]")
+    return [f"{finding['plugin']}: {finding['reason']}" for finding in findings]
+
+
+def nginx_files(host):
+    """Path -> sha256 of every file under /etc/nginx: what a rejected run must leave as it was."""
+    out = host.check_output("find /etc/nginx -type f -exec sha256sum {} +")
+    return {path: digest for digest, path in (line.split(None, 1) for line in out.splitlines())}

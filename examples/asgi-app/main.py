@@ -8,7 +8,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
@@ -64,6 +64,11 @@ async def block(request: Request) -> JSONResponse:
     return JSONResponse({"slept": seconds})
 
 
+async def own_headers(request: Request) -> PlainTextResponse:
+    """Sends its own X-Frame-Options: nginx passes it on instead of adding its own."""
+    return PlainTextResponse("own headers\n", headers={"X-Frame-Options": "SAMEORIGIN"})
+
+
 async def echo(websocket: WebSocket) -> None:
     """WebSocket echo: every text message comes back, prefixed."""
     await websocket.accept()
@@ -78,6 +83,7 @@ app = Starlette(
         Route("/env-sha256/{name}", env_digest),
         Route("/visits", visits, methods=["POST"]),
         Route("/block", block, methods=["GET", "POST"]),
+        Route("/own-headers", own_headers),
         WebSocketRoute("/ws", echo),
     ]
 )

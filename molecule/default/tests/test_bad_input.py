@@ -34,6 +34,13 @@ CASES = [
     ("gunicorn_env", "A=1"),
     ("gunicorn_writable_paths", ["var/data"]),
     ("gunicorn_forwarded_allow_ips", "10.0.0.1, 10.0.0.2"),
+    ("nginx_static_locations", [{"location": "static", "path": "static"}]),
+    ("nginx_static_locations", [{"location": "/files/", "path": "../../etc"}]),
+    ("nginx_server_snippets", [{"name": "two words", "content": "set $x_frame_options DENY;"}]),
+    ("nginx_snippets", [{"name": "a", "state": "gone"}]),
+    ("nginx_client_max_body_size", "lots"),
+    ("nginx_tls_certificate", "/nonexistent/certificate.pem"),
+    ("nginx_tls_port", 80),
 ]
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
 

@@ -1,11 +1,16 @@
 """The core role with its defaults, seen from outside the host."""
 
+import asyncio
+import gzip
 import hashlib
+import pathlib
 import time
+import urllib.request
 
 import pytest
+import websockets
 
-from conftest import children, converge, main_pid, process_user
+from conftest import Load, children, converge, gixy_problems, http_get, main_pid, nginx_files, process_user
 
 
 def test_unit_is_enabled_and_running(host, role_vars):
@@ -125,15 +130,15 @@ def test_snippet_with_content_is_in_effect(host, address, http):
     assert reply.body == "snippet in effect\n"
 
 
-def test_snippet_from_template_is_in_effect(host, role_vars, address, http):
-    snippet = host.file("/etc/nginx/conf.d/from-template.conf")
+def test_server_snippet_from_template_is_in_effect(host, address, http):
+    snippet = host.file("/etc/nginx/snippets/gunicorn-app/from-template.conf")
     assert (snippet.user, snippet.group, snippet.mode) == ("root", "root", 0o644)
-    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
-    assert reply.headers["X-Served-By"] == host.backend.get_hostname()
+    reply = http(f"http://{address}/whoami")
+    assert (reply.status, reply.body) == (200, host.backend.get_hostname() + "\n")
 
 
 def test_no_backup_files_left_in_nginx_dirs(host):
-    leftovers = host.check_output("find /etc/nginx/conf.d /etc/nginx/sites-available -name '*~'")
+    leftovers = host.check_output("find /etc/nginx -name '*~'")
     assert leftovers == ""
 
 
@@ -156,7 +161,9 @@ def test_app_user_is_a_system_user_without_login(host, role_vars):
 def test_code_and_venv_belong_to_root_and_are_read_only_for_the_app(host, role_vars):
     root = role_vars["gunicorn_app_root"]
     group = role_vars["gunicorn_group"]
-    for path, mode in [(root, 0o750), (f"{root}/app", 0o750), (f"{root}/app/main.py", 0o640)]:
+    # Others may traverse (not list) the directories only to reach static files.
+    directory = 0o751 if role_vars["nginx_static_locations"] else 0o750
+    for path, mode in [(root, directory), (f"{root}/app", directory), (f"{root}/app/main.py", 0o640)]:
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", group, mode), path
     venv = host.file(f"{root}/venv")
@@ -260,6 +267,117 @@ def test_changed_secret_reaches_the_app_and_never_the_output(host, role_vars, ad
         assert rc == 0, output
 
 
-def test_snippet_of_a_rejected_run_is_gone(host):
-    # side_effect.yml tried to add it together with a broken snippet.
-    assert not host.file("/etc/nginx/conf.d/added-by-broken-run.conf").exists
+def test_static_files_are_served_by_nginx_with_cache_headers(host, role_vars, address, http):
+    css = (pathlib.Path(role_vars["gunicorn_app_src"]) / "static/app.css").read_text()
+    reply = http(f"http://{address}/static/app.css")
+    assert (reply.status, reply.body) == (200, css)
+    assert reply.headers["Cache-Control"] == "public, max-age=3600"
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    fingerprinted = http(f"http://{address}/static/app.3f9a2c1e.css")
+    assert fingerprinted.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # The app itself has no such route: it would answer 404.
+    assert http(f"http://{address}/static/missing.css").status == 404
+
+
+def test_static_text_is_gzipped(address):
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://{address}/static/app.css", headers={"Accept-Encoding": "gzip"})
+    with opener.open(request, timeout=10) as reply:
+        assert reply.headers["Content-Encoding"] == "gzip"
+        assert reply.headers["Vary"] == "Accept-Encoding"
+        assert gzip.decompress(reply.read()).startswith(b"/* Sample stylesheet")
+
+
+def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address, http):
+    if not role_vars["gunicorn_access_log"]:
+        pytest.skip("gunicorn's access log is off on this host")
+    marker = f"probe-{time.time_ns()}"
+    assert http(f"http://{address}/static/app.css?{marker}").status == 200
+    assert http(f"http://{address}/?{marker}").status == 200
+    time.sleep(1)
+    journal = host.check_output(f"journalctl --unit {role_vars['unit']} --since -1min --no-pager")
+    assert f"GET /?{marker}" in journal
+    assert f"/static/app.css?{marker}" not in journal
+
+
+def test_nginx_can_read_the_static_files_but_not_the_code(host, role_vars):
+    app_dir = f"{role_vars['gunicorn_app_root']}/app"
+    assert host.run(f"runuser -u www-data -- cat {app_dir}/static/app.css").rc == 0
+    assert host.run(f"runuser -u www-data -- cat {app_dir}/main.py").rc != 0
+    assert host.run(f"runuser -u www-data -- ls {app_dir}").rc != 0
+
+
+def test_websocket_echo_through_nginx(address):
+    async def exchange():
+        async with websockets.connect(f"ws://{address}/ws", open_timeout=10) as socket:
+            await socket.send("hello through nginx")
+            return await asyncio.wait_for(socket.recv(), 10)
+
+    assert asyncio.run(exchange()) == "echo: hello through nginx"
+
+
+def test_security_headers_come_from_the_app_then_the_snippet_then_the_role(address, http):
+    reply = http(f"http://{address}/")
+    assert reply.headers["Server"] == "nginx"
+    # The server snippet "frame-options" changed the role's SAMEORIGIN.
+    assert reply.headers.get_all("X-Frame-Options") == ["DENY"]
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    own = http(f"http://{address}/own-headers")
+    assert own.headers.get_all("X-Frame-Options") == ["SAMEORIGIN"]
+
+
+def test_site_logs_to_its_own_files(host, role_vars, address, http):
+    marker = f"log-probe-{time.time_ns()}"
+    http(f"http://{address}/?{marker}")
+    time.sleep(0.5)
+    assert marker in host.file(f"/var/log/nginx/{role_vars['gunicorn_app_name']}.access.log").content_string
+
+
+def test_gixy_finds_no_problem_in_the_nginx_configuration(host):
+    assert gixy_problems(host) == []
+
+
+@pytest.mark.parametrize("kind", ["nginx_snippets", "nginx_server_snippets"])
+def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, role_vars, kind):
+    hostname = host.backend.get_hostname()
+    before = nginx_files(host)
+    # One broken snippet, one new good one, and every current one of that kind
+    # unlisted (so removed by the run): all of it must be undone.
+    snippets = [{"name": "broken", "content": "no_such_directive on;"},
+                {"name": "added-by-broken-run", "content": "# harmless\n"}]
+    load = Load(host, "http://127.0.0.1/")
+    try:
+        rc, output = converge(hostname, {kind: snippets})
+    finally:
+        counts = load.stop()
+    assert rc != 0, output
+    assert f'Caused by {kind} item "broken"' in output
+    assert "no_such_directive" in output
+    assert nginx_files(host) == before
+    assert counts["errors"] == 0 and set(counts["statuses"]) == {"200"}, counts
+    assert counts["requests"] > 100, counts
+    reply = http_get(f"http://{host.check_output('hostname -I').split()[0]}/")
+    assert reply.status == 200
+
+
+def test_removed_and_unlisted_snippets_go_and_others_files_stay(host, role_vars, address, http):
+    hostname = host.backend.get_hostname()
+    host.check_output("echo '# written by hand' > /etc/nginx/conf.d/by-hand.conf")
+    try:
+        rc, output = converge(hostname, {
+            "nginx_snippets": [{"name": "extra-port", "state": "absent"}],
+            # frame-options is no longer listed.
+            "nginx_server_snippets": role_vars["nginx_server_snippets"][:1],
+        })
+        assert rc == 0, output
+        assert not host.file("/etc/nginx/conf.d/extra-port.conf").exists
+        assert not host.file("/etc/nginx/snippets/gunicorn-app/frame-options.conf").exists
+        assert host.file("/etc/nginx/snippets/gunicorn-app/from-template.conf").exists
+        assert host.file("/etc/nginx/conf.d/by-hand.conf").exists
+        assert http(f"http://{address}/").headers["X-Frame-Options"] == "SAMEORIGIN"
+    finally:
+        host.check_output("rm -f /etc/nginx/conf.d/by-hand.conf")
+        rc, output = converge(hostname, {})
+        assert rc == 0, output
+    assert http(f"http://{address}/").headers["X-Frame-Options"] == "DENY"
