@@ -28,13 +28,15 @@ NAME = "gunicorn-uvicorn-nginx-bench"
 IMAGE = "gunicorn-uvicorn-nginx/debian:13"
 INVENTORY = ROOT / "benchmarks/inventory.yml"
 
-# key, label, port inside the container, unit of the gunicorn that serves it
+# key, label, port inside the container, path, unit of the gunicorn that serves it
 CONFIGS = [
-    ("direct", "gunicorn directly over TCP, no nginx (reference)", 8000, "gunicorn-apptcp.service"),
-    ("default", "nginx -> unix socket + keepalive (role default)", 80, "gunicorn-app.service"),
-    ("tcp", "nginx -> TCP + keepalive (role, gunicorn_bind_mode: tcp)", 81, "gunicorn-apptcp.service"),
-    ("docs-unix", "nginx -> unix socket, no keepalive (gunicorn docs example)", 8101, "gunicorn-app.service"),
-    ("docs-tcp", "nginx -> TCP, no keepalive, HTTP/1.0 (gunicorn docs style)", 8102, "gunicorn-apptcp.service"),
+    ("direct", "gunicorn directly over TCP, no nginx (reference)", 8000, "/", "gunicorn-apptcp.service"),
+    ("default", "nginx -> unix socket + keepalive (role default)", 80, "/", "gunicorn-app.service"),
+    ("tcp", "nginx -> TCP + keepalive (role, gunicorn_bind_mode: tcp)", 81, "/", "gunicorn-apptcp.service"),
+    ("docs-unix", "nginx -> unix socket, no keepalive (gunicorn docs example)", 8101, "/", "gunicorn-app.service"),
+    ("docs-tcp", "nginx -> TCP, no keepalive, HTTP/1.0 (gunicorn docs style)", 8102, "/", "gunicorn-apptcp.service"),
+    ("static", "static file from disk by nginx (nginx_static_locations, 334 B)", 80, "/static/app.css",
+     "gunicorn-app.service"),
 ]
 GOAL_VS_DIRECT = 0.85
 GOAL_VS_DOCS = 3.0
@@ -105,8 +107,8 @@ def rss_mb(unit):
     return master_kb / 1024, workers_kb / 1024, nginx_kb / 1024
 
 
-def wrk(port, seconds, connections, threads):
-    command = f"wrk -t{threads} -c{connections} -d{seconds}s --timeout 5s --latency http://127.0.0.1:{port}/"
+def wrk(port, path, seconds, connections, threads):
+    command = f"wrk -t{threads} -c{connections} -d{seconds}s --timeout 5s --latency http://127.0.0.1:{port}{path}"
     return in_container(command).stdout
 
 
@@ -179,14 +181,14 @@ def main():
     in_container("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
 
     log("Warming up every configuration")
-    for _, _, port, _ in CONFIGS:
-        wrk(port, 2, args.connections, args.threads)
+    for _, _, port, path, _ in CONFIGS:
+        wrk(port, path, 2, args.connections, args.threads)
     samples = {key: [] for key, *_ in CONFIGS}
     for round_ in range(args.rounds):
         shift = round_ % len(CONFIGS)
-        for key, label, port, unit in CONFIGS[shift:] + CONFIGS[:shift]:
+        for key, label, port, path, unit in CONFIGS[shift:] + CONFIGS[:shift]:
             log(f"round {round_ + 1}/{args.rounds}: {label}")
-            result = parse_wrk(wrk(port, args.seconds, args.connections, args.threads))
+            result = parse_wrk(wrk(port, path, args.seconds, args.connections, args.threads))
             result["rss_master"], result["rss_workers"], result["rss_nginx"] = rss_mb(unit)
             samples[key].append(result)
     for key in samples:
@@ -197,7 +199,7 @@ def main():
         run(["docker", "rm", "-f", NAME], check=False)
 
     rows = []
-    for key, label, port, unit in CONFIGS:
+    for key, label, _, _, _ in CONFIGS:
         runs = samples[key]
         row = {"key": key, "label": label}
         for field in ("rps", "ratio", "p50", "p99", "rss_master", "rss_workers", "rss_nginx"):
