@@ -53,10 +53,15 @@ def address(host):
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, raw):
         self.status = status
         self.headers = headers
-        self.body = body
+        # The bytes as sent (still compressed when the server gzipped them).
+        self.raw = raw
+
+    @property
+    def body(self):
+        return self.raw.decode()
 
     def json(self):
         return json.loads(self.body)
@@ -65,15 +70,15 @@ class Response:
 def http_get(url, headers=None, timeout=10, method="GET"):
     """A request from the controller, bypassing any proxy of the environment.
     HTTPS certificates are not checked here: tests that judge them use curl
-    and sslyze with the host's certificate as the trust anchor."""
+    and sslyze with the host's CA as the trust anchor."""
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
     request = urllib.request.Request(url, headers=headers or {}, method=method)
     try:
         with opener.open(request, timeout=timeout) as reply:
-            return Response(reply.status, reply.headers, reply.read().decode())
+            return Response(reply.status, reply.headers, reply.read())
     except urllib.error.HTTPError as error:
-        return Response(error.code, error.headers, error.read().decode())
+        return Response(error.code, error.headers, error.read())
 
 
 @pytest.fixture(scope="module")

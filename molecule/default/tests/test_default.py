@@ -5,12 +5,11 @@ import gzip
 import hashlib
 import pathlib
 import time
-import urllib.request
 
 import pytest
 import websockets
 
-from conftest import Load, children, converge, gixy_problems, http_get, main_pid, nginx_files, process_user
+from conftest import Load, children, converge, gixy_problems, main_pid, nginx_files, process_user
 
 
 def test_unit_is_enabled_and_running(host, role_vars):
@@ -279,13 +278,11 @@ def test_static_files_are_served_by_nginx_with_cache_headers(host, role_vars, ad
     assert http(f"http://{address}/static/missing.css").status == 404
 
 
-def test_static_text_is_gzipped(address):
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(f"http://{address}/static/app.css", headers={"Accept-Encoding": "gzip"})
-    with opener.open(request, timeout=10) as reply:
-        assert reply.headers["Content-Encoding"] == "gzip"
-        assert reply.headers["Vary"] == "Accept-Encoding"
-        assert gzip.decompress(reply.read()).startswith(b"/* Sample stylesheet")
+def test_static_text_is_gzipped(address, http):
+    reply = http(f"http://{address}/static/app.css", headers={"Accept-Encoding": "gzip"})
+    assert reply.headers["Content-Encoding"] == "gzip"
+    assert reply.headers["Vary"] == "Accept-Encoding"
+    assert gzip.decompress(reply.raw).startswith(b"/* Sample stylesheet")
 
 
 def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address, http):
@@ -339,7 +336,7 @@ def test_gixy_finds_no_problem_in_the_nginx_configuration(host):
 
 
 @pytest.mark.parametrize("kind", ["nginx_snippets", "nginx_server_snippets"])
-def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, role_vars, kind):
+def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, address, http, kind):
     hostname = host.backend.get_hostname()
     before = nginx_files(host)
     # One broken snippet, one new good one, and every current one of that kind
@@ -357,8 +354,7 @@ def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, 
     assert nginx_files(host) == before
     assert counts["errors"] == 0 and set(counts["statuses"]) == {"200"}, counts
     assert counts["requests"] > 100, counts
-    reply = http_get(f"http://{host.check_output('hostname -I').split()[0]}/")
-    assert reply.status == 200
+    assert http(f"http://{address}/").status == 200
 
 
 def test_removed_and_unlisted_snippets_go_and_others_files_stay(host, role_vars, address, http):
