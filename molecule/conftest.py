@@ -39,11 +39,36 @@ def role_vars(host):
             value = values[key]
             if isinstance(value, str) and "{{" in value:
                 values[key] = jinja2.Template(value).render(**values)
-    values["unit"] = f"gunicorn-{values['gunicorn_app_name']}.service"
-    values["socket"] = f"/run/gunicorn-{values['gunicorn_app_name']}.sock"
-    values["env_file"] = f"/etc/gunicorn/{values['gunicorn_app_name']}.env"
     values["state_dir"] = f"/var/lib/gunicorn-{values['gunicorn_app_name']}"
     return values
+
+
+def serving(host, app, root=None, port=8000):
+    """What serves the app now, read from the host: the unit pair (blue or
+    green: its service, socket unit, unix socket and tcp port), the release
+    (id, directory, virtualenv) and its environment file."""
+    root = root or f"/srv/{app}"
+    slot = host.check_output(f"cat {root}/slot")
+    release = json.loads(host.check_output(f"cat {root}/current/release.json"))
+    return {
+        "slot": slot,
+        "unit": f"gunicorn-{app}-{slot}.service",
+        "socket_unit": f"gunicorn-{app}-{slot}.socket",
+        "socket": f"/run/gunicorn-{app}-{slot}.sock",
+        "port": port + (1 if slot == "green" else 0),
+        "release": release["id"],
+        "release_dir": f"{root}/releases/{release['id']}",
+        "venv": f"{root}/venvs/{release['venv']}",
+        "env_file": f"/etc/gunicorn/{app}/{release['id']}.env",
+    }
+
+
+@pytest.fixture
+def live(host, role_vars):
+    """serving() for the scenario's app, read anew for each test: deploys
+    in earlier tests switch unit pairs."""
+    return serving(host, role_vars["gunicorn_app_name"], role_vars["gunicorn_app_root"],
+                   int(role_vars["gunicorn_bind_port"]))
 
 
 @pytest.fixture(scope="module")

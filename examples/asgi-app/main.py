@@ -17,14 +17,14 @@ RELEASE = "1"
 
 
 async def index(request: Request) -> JSONResponse:
-    return JSONResponse(
-        {
-            "message": "Hello from gunicorn + uvicorn behind nginx",
-            "release": RELEASE,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-        }
-    )
+    body = {
+        "message": "Hello from gunicorn + uvicorn behind nginx",
+        "release": RELEASE,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+    # Tests deploy a release that imports but is broken: its health path fails.
+    return JSONResponse(body, status_code=500 if os.environ.get("APP_UNHEALTHY") else 200)
 
 
 async def headers(request: Request) -> JSONResponse:
@@ -46,8 +46,10 @@ async def env_digest(request: Request) -> JSONResponse:
 
 
 async def visits(request: Request) -> JSONResponse:
-    """Counts visits in the app's state directory: the one place it may write."""
-    counter = pathlib.Path(os.environ["STATE_DIRECTORY"]) / "visits"
+    """Counts visits in the app's state directory, the one place it may write;
+    in data/ if it is deployed with gunicorn_shared_paths: [data]."""
+    data = pathlib.Path("data")
+    counter = (data if data.is_dir() else pathlib.Path(os.environ["STATE_DIRECTORY"])) / "visits"
     count = int(counter.read_text()) + 1 if counter.exists() else 1
     counter.write_text(str(count))
     return JSONResponse({"visits": count})

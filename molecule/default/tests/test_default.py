@@ -12,8 +12,8 @@ import websockets
 from conftest import Load, children, converge, gixy_problems, main_pid, nginx_files, process_user
 
 
-def test_unit_is_enabled_and_running(host, role_vars):
-    service = host.service(role_vars["unit"])
+def test_unit_is_enabled_and_running(host, role_vars, live):
+    service = host.service(live["unit"])
     assert service.is_enabled
     assert service.is_running
 
@@ -23,11 +23,11 @@ def test_nginx_is_enabled_and_running(host):
     assert host.service("nginx").is_running
 
 
-def test_gunicorn_runs_the_configured_command(host, role_vars):
-    pid = main_pid(host, role_vars["unit"])
+def test_gunicorn_runs_the_configured_command(host, role_vars, live):
+    pid = main_pid(host, live["unit"])
     argv = host.file(f"/proc/{pid}/cmdline").content_string.split("\0")
     command = " ".join(argv)
-    assert f"{role_vars['gunicorn_app_root']}/venv/bin/gunicorn" in command
+    assert f"{live['venv']}/bin/gunicorn" in command
     assert f"-k {role_vars['gunicorn_worker_class']}" in command
     assert f"--workers {role_vars['gunicorn_workers']}" in command
     # Only gthread workers have threads.
@@ -42,63 +42,63 @@ def test_gunicorn_runs_the_configured_command(host, role_vars):
     assert argv[-2] == role_vars["gunicorn_app"]
 
 
-def test_worker_count_matches(host, role_vars):
-    pid = main_pid(host, role_vars["unit"])
+def test_worker_count_matches(host, role_vars, live):
+    pid = main_pid(host, live["unit"])
     assert len(children(host, pid)) == role_vars["gunicorn_workers"]
 
 
-def test_systemd_holds_the_listening_socket(host, role_vars):
-    socket_unit = role_vars["unit"].replace(".service", ".socket")
+def test_systemd_holds_the_listening_socket(host, role_vars, live):
+    socket_unit = live["unit"].replace(".service", ".socket")
     assert host.service(socket_unit).is_enabled
     assert host.service(socket_unit).is_running
-    expected = (role_vars["socket"] if role_vars["gunicorn_bind_mode"] == "unix"
-                else f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}")
+    expected = (live["socket"] if role_vars["gunicorn_bind_mode"] == "unix"
+                else f"{role_vars['gunicorn_bind_address']}:{live['port']}")
     assert host.check_output(f"systemctl show --property Listen --value {socket_unit}").startswith(expected)
 
 
-def test_gunicorn_listens_only_where_configured(host, role_vars):
+def test_gunicorn_listens_only_where_configured(host, role_vars, live):
     tcp_listeners = host.check_output("ss --listening --tcp --numeric --processes")
     if role_vars["gunicorn_bind_mode"] == "unix":
-        assert host.socket(f"unix://{role_vars['socket']}").is_listening
+        assert host.socket(f"unix://{live['socket']}").is_listening
         assert "gunicorn" not in tcp_listeners
     else:
-        bind = f"{role_vars['gunicorn_bind_address']}:{role_vars['gunicorn_bind_port']}"
+        bind = f"{role_vars['gunicorn_bind_address']}:{live['port']}"
         assert host.socket(f"tcp://{bind}").is_listening
-        assert not host.socket(f"tcp://0.0.0.0:{role_vars['gunicorn_bind_port']}").is_listening
-        assert not host.file(role_vars["socket"]).exists
+        assert not host.socket(f"tcp://0.0.0.0:{live['port']}").is_listening
+        assert not host.file(live["socket"]).exists
 
 
-def test_only_nginx_can_open_the_socket(host, role_vars):
+def test_only_nginx_can_open_the_socket(host, role_vars, live):
     if role_vars["gunicorn_bind_mode"] != "unix":
         pytest.skip("tcp mode has no socket")
-    socket = host.file(role_vars["socket"])
+    socket = host.file(live["socket"])
     assert (socket.user, socket.group, socket.mode) == ("root", "www-data", 0o660)
-    request = f"curl --silent --output /dev/null --write-out %{{http_code}} --unix-socket {role_vars['socket']} http://app/"
+    request = f"curl --silent --output /dev/null --write-out %{{http_code}} --unix-socket {live['socket']} http://app/"
     assert host.check_output(f"runuser -u www-data -- {request}") == "200"
     assert host.run(f"runuser -u nobody -- {request}").rc != 0
     assert host.run(f"runuser -u {role_vars['gunicorn_user']} -- {request}").rc != 0
 
 
-def test_nginx_keeps_upstream_connections_alive(host, role_vars, address, http):
+def test_nginx_keeps_upstream_connections_alive(host, role_vars, address, http, live):
     for _ in range(5):
         assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
     # With keepalive, nginx holds idle connections to gunicorn after the
     # requests; without it, each one is closed as soon as its request ends.
     if role_vars["gunicorn_bind_mode"] == "unix":
-        idle = host.check_output(f"ss --unix --numeric --processes state connected src {role_vars['socket']}")
+        idle = host.check_output(f"ss --unix --numeric --processes state connected src {live['socket']}")
     else:
-        idle = host.check_output(f"ss --tcp --numeric state established '( sport = :{role_vars['gunicorn_bind_port']} )'")
+        idle = host.check_output(f"ss --tcp --numeric state established '( sport = :{live['port']} )'")
     assert len(idle.splitlines()) > 1  # a header line, then the connections
 
 
-def test_app_answers_through_nginx(host, role_vars, address, http):
+def test_app_answers_through_nginx(host, role_vars, address, http, live):
     reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/")
     assert reply.status == 200
     assert reply.headers["Server"].startswith("nginx")
     body = reply.json()
     assert body["message"] == "Hello from gunicorn + uvicorn behind nginx"
     assert body["host"] == host.check_output("hostname")
-    assert body["pid"] in children(host, main_pid(host, role_vars["unit"]))
+    assert body["pid"] in children(host, main_pid(host, live["unit"]))
 
 
 def test_nginx_forwards_client_headers(host, role_vars, address, http):
@@ -141,8 +141,8 @@ def test_no_backup_files_left_in_nginx_dirs(host):
     assert leftovers == ""
 
 
-def test_app_processes_do_not_run_as_root(host, role_vars):
-    pid = main_pid(host, role_vars["unit"])
+def test_app_processes_do_not_run_as_root(host, role_vars, live):
+    pid = main_pid(host, live["unit"])
     for process in [pid, *children(host, pid)]:
         assert process_user(host, process) == role_vars["gunicorn_user"]
     nginx_workers = host.check_output("ps -o user= -C nginx --no-headers | sort -u").split()
@@ -157,31 +157,33 @@ def test_app_user_is_a_system_user_without_login(host, role_vars):
     assert user.group == role_vars["gunicorn_group"]
 
 
-def test_code_and_venv_belong_to_root_and_are_read_only_for_the_app(host, role_vars):
+def test_code_and_venv_belong_to_root_and_are_read_only_for_the_app(host, role_vars, live):
     root = role_vars["gunicorn_app_root"]
     group = role_vars["gunicorn_group"]
     # Others may traverse (not list) the directories only to reach static files.
     directory = 0o751 if role_vars["nginx_static_locations"] else 0o750
-    for path, mode in [(root, directory), (f"{root}/app", directory), (f"{root}/app/main.py", 0o640)]:
+    release = live["release_dir"]
+    for path, mode in [(root, directory), (f"{root}/releases", directory), (release, directory),
+                       (f"{release}/main.py", 0o640), (f"{root}/venvs", 0o750)]:
         f = host.file(path)
         assert (f.user, f.group, f.mode) == ("root", group, mode), path
-    venv = host.file(f"{root}/venv")
-    assert venv.user == "root"
-    # The app user can read its code but not change it.
+    assert host.file(live["venv"]).user == "root"
+    # The app user can read its code but not change it, nor add to it.
     user = role_vars["gunicorn_user"]
-    assert host.run(f"runuser -u {user} -- cat {root}/app/main.py").rc == 0
-    assert host.run(f"runuser -u {user} -- touch {root}/app/main.py").rc != 0
+    assert host.run(f"runuser -u {user} -- cat {release}/main.py").rc == 0
+    assert host.run(f"runuser -u {user} -- touch {release}/main.py").rc != 0
+    assert host.run(f"runuser -u {user} -- touch {release}/new.py").rc != 0
 
 
-def test_unit_file_is_root_owned(host, role_vars):
-    unit = host.file(f"/etc/systemd/system/{role_vars['unit']}")
+def test_unit_file_is_root_owned(host, role_vars, live):
+    unit = host.file(f"/etc/systemd/system/{live['unit']}")
     assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
     assert "Restart=always" in unit.content_string
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in unit.content_string
 
 
-def test_pinned_versions_are_installed(host, role_vars):
-    pip = f"{role_vars['gunicorn_app_root']}/venv/bin/pip"
+def test_pinned_versions_are_installed(host, role_vars, live):
+    pip = f"{live['venv']}/bin/pip"
     frozen = host.check_output(f"{pip} freeze").lower().split()
     assert f"gunicorn=={role_vars['gunicorn_version']}" in frozen
     assert f"uvicorn=={role_vars['uvicorn_version']}" in frozen
@@ -190,8 +192,8 @@ def test_pinned_versions_are_installed(host, role_vars):
     assert "starlette==1.10.0" in frozen  # the app's requirements.txt
 
 
-def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, http):
-    unit = role_vars["unit"]
+def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, http, live):
+    unit = live["unit"]
     master = main_pid(host, unit)
     before = children(host, master)
     host.check_output(f"systemctl reload {unit}")
@@ -208,8 +210,8 @@ def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, 
     assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
 
 
-def test_master_comes_back_after_a_crash_and_no_request_is_refused(host, role_vars, address, http):
-    unit = role_vars["unit"]
+def test_master_comes_back_after_a_crash_and_no_request_is_refused(host, role_vars, address, http, live):
+    unit = live["unit"]
     master = main_pid(host, unit)
     host.check_output(f"kill -9 {master}")
     killed = time.monotonic()
@@ -224,29 +226,29 @@ def test_master_comes_back_after_a_crash_and_no_request_is_refused(host, role_va
     assert main_pid(host, unit) not in (0, master)
 
 
-def test_unit_is_sandboxed_to_an_exposure_of_2_or_less(host, role_vars):
-    report = host.check_output(f"systemd-analyze security --no-pager {role_vars['unit']}")
+def test_unit_is_sandboxed_to_an_exposure_of_2_or_less(host, role_vars, live):
+    report = host.check_output(f"systemd-analyze security --no-pager {live['unit']}")
     exposure = float(report.splitlines()[-1].split(":")[1].split()[0])
-    print(f"systemd-analyze security exposure of {role_vars['unit']}: {exposure}")
+    print(f"systemd-analyze security exposure of {live['unit']}: {exposure}")
     assert exposure <= 2.0, report
 
 
-def test_app_writes_only_to_its_state_directory(host, role_vars, address, http):
+def test_app_writes_only_to_its_state_directory(host, role_vars, address, http, live):
     state = host.file(role_vars["state_dir"])
     assert (state.user, state.mode) == (role_vars["gunicorn_user"], 0o750)
     first = http(f"http://{address}:{role_vars['nginx_listen_port']}/visits", method="POST").json()["visits"]
     second = http(f"http://{address}:{role_vars['nginx_listen_port']}/visits", method="POST").json()["visits"]
     assert second == first + 1
     # Everywhere else the file system is read-only to it, whatever the permissions.
-    show = host.check_output(f"systemctl show --property ProtectSystem,ReadWritePaths {role_vars['unit']}")
+    show = host.check_output(f"systemctl show --property ProtectSystem,ReadWritePaths {live['unit']}")
     assert "ProtectSystem=strict" in show.splitlines()
 
 
-def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, address, http):
-    env_file = host.file(role_vars["env_file"])
+def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, address, http, live):
+    env_file = host.file(live["env_file"])
     assert (env_file.user, env_file.group, env_file.mode) == ("root", "root", 0o600)
     secret = role_vars["gunicorn_env"]["APP_SECRET"]
-    unit = host.file(f"/etc/systemd/system/{role_vars['unit']}").content_string
+    unit = host.file(f"/etc/systemd/system/{live['unit']}").content_string
     assert secret not in unit
     seen = http(f"http://{address}:{role_vars['nginx_listen_port']}/env-sha256/APP_SECRET").json()["sha256"]
     assert seen == hashlib.sha256(secret.encode()).hexdigest()
@@ -286,7 +288,7 @@ def test_static_text_is_gzipped(address, http):
     assert gzip.decompress(reply.raw).startswith(b"/* Sample stylesheet")
 
 
-def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address, http):
+def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address, http, live):
     if not role_vars["gunicorn_access_log"]:
         pytest.skip("gunicorn's access log is off on this host")
     marker = f"probe-{time.time_ns()}"
@@ -295,7 +297,7 @@ def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address
     # journald may take a moment to store the line.
     journal = ""
     for _ in range(20):
-        journal = host.check_output(f"journalctl --unit {role_vars['unit']} --since -1min --no-pager")
+        journal = host.check_output(f"journalctl --unit {live['unit']} --since -1min --no-pager")
         if f"GET /?{marker}" in journal:
             break
         time.sleep(0.5)
@@ -303,8 +305,8 @@ def test_requests_for_static_files_never_reach_gunicorn(host, role_vars, address
     assert f"/static/app.css?{marker}" not in journal
 
 
-def test_nginx_can_read_the_static_files_but_not_the_code(host, role_vars):
-    app_dir = f"{role_vars['gunicorn_app_root']}/app"
+def test_nginx_can_read_the_static_files_but_not_the_code(host, role_vars, live):
+    app_dir = live["release_dir"]
     assert host.run(f"runuser -u www-data -- cat {app_dir}/static/app.css").rc == 0
     assert host.run(f"runuser -u www-data -- cat {app_dir}/main.py").rc != 0
     assert host.run(f"runuser -u www-data -- ls {app_dir}").rc != 0

@@ -17,10 +17,10 @@ import time
 import pytest
 import websockets
 
-from conftest import Load, children, converge, gixy_problems, main_pid
+from conftest import Load, children, converge, gixy_problems, main_pid, serving
 
-SHOP = {"unit": "gunicorn-shop.service", "socket": "/run/gunicorn-shop.sock", "host": "shop.test", "scheme": "http"}
-BLOG = {"unit": "gunicorn-blog.service", "port": 8001, "host": "blog.test", "scheme": "https"}
+SHOP = {"host": "shop.test", "scheme": "http"}
+BLOG = {"host": "blog.test", "scheme": "https"}
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 BLOG_TLS = "/etc/nginx/tls/gunicorn-blog"
 
@@ -30,26 +30,74 @@ def get(http, address, site, path="/", timeout=10, method="GET"):
     return http(url, headers={"Host": site["host"]}, timeout=timeout, method=method)
 
 
+def shop(host):
+    return serving(host, "shop")
+
+
+def blog(host):
+    return serving(host, "blog", port=8001)
+
+
+def releases(host, app="shop"):
+    return set(host.check_output(f"ls /srv/{app}/releases").split())
+
+
+def shop_source(workdir, release, change=None):
+    """A copy of the sample app whose RELEASE is `release`; `change` may
+    rewrite main.py's text further."""
+    source = workdir / f"asgi-app-{release}"
+    shutil.copytree(EXAMPLES / "asgi-app", source)
+    main = source / "main.py"
+    text = main.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
+    main.write_text(change(text) if change else text)
+    return source
+
+
+def deploy_under_load(host, extra_vars):
+    """Converges the host with extra_vars while a load generator sends
+    requests to the shop through nginx; returns (rc, output, load counts, s)."""
+    load = Load(host, "http://127.0.0.1/", host_header=SHOP["host"])
+    time.sleep(2)
+    started = time.monotonic()
+    rc, output = converge(host.backend.get_hostname(), extra_vars)
+    seconds = time.monotonic() - started
+    time.sleep(2)
+    return rc, output, load.stop(), seconds
+
+
+def assert_no_request_failed(result):
+    assert result["requests"] > 100
+    assert result["errors"] == 0, result
+    assert result["statuses"] == {"200": result["requests"]}, result
+
+
+@pytest.fixture
+def workdir():
+    path = pathlib.Path(tempfile.mkdtemp())
+    yield path
+    shutil.rmtree(path)
+
+
 def test_two_apps_have_their_own_units_venvs_and_sites(host, address, http):
-    for site in (SHOP, BLOG):
-        assert host.service(site["unit"]).is_running
-        assert host.service(site["unit"].replace(".service", ".socket")).is_running
-    assert host.socket(f"unix://{SHOP['socket']}").is_listening
-    assert host.socket(f"tcp://127.0.0.1:{BLOG['port']}").is_listening
-    assert host.file("/srv/shop/venv/bin/gunicorn").exists and host.file("/srv/blog/venv/bin/gunicorn").exists
-    assert "flask" not in host.check_output("/srv/shop/venv/bin/pip freeze").lower()
-    assert "starlette" not in host.check_output("/srv/blog/venv/bin/pip freeze").lower()
+    shop_now, blog_now = shop(host), blog(host)
+    for now in (shop_now, blog_now):
+        assert host.service(now["unit"]).is_running
+        assert host.service(now["socket_unit"]).is_running
+    assert host.socket(f"unix://{shop_now['socket']}").is_listening
+    assert host.socket(f"tcp://127.0.0.1:{blog_now['port']}").is_listening
+    assert "flask" not in host.check_output(f"{shop_now['venv']}/bin/pip freeze").lower()
+    assert "starlette" not in host.check_output(f"{blog_now['venv']}/bin/pip freeze").lower()
     assert get(http, address, SHOP).json()["message"].startswith("Hello from gunicorn + uvicorn")
     assert get(http, address, BLOG).json()["message"].startswith("Hello from Flask")
 
 
 def test_workers_auto_follows_the_cpu_count(host):
     cpus = int(host.check_output("nproc"))
-    assert len(children(host, main_pid(host, SHOP["unit"]))) == min(16, max(2, cpus))
+    assert len(children(host, main_pid(host, shop(host)["unit"]))) == min(16, max(2, cpus))
 
 
 def test_gthread_worker_serves_requests_concurrently(host, address, http):
-    master = main_pid(host, BLOG["unit"])
+    master = main_pid(host, blog(host)["unit"])
     assert len(children(host, master)) == 1
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -62,7 +110,8 @@ def test_gthread_worker_serves_requests_concurrently(host, address, http):
 
 
 def test_hung_worker_is_replaced_while_other_requests_are_answered(host, address, http):
-    master = main_pid(host, SHOP["unit"])
+    unit = shop(host)["unit"]
+    master = main_pid(host, unit)
     before = set(children(host, master))
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         # POST: nginx re-sends a GET whose connection broke, and would hang the next worker with it.
@@ -75,33 +124,113 @@ def test_hung_worker_is_replaced_while_other_requests_are_answered(host, address
     assert cut_off.status == 502
     after = set(children(host, master))
     assert len(after) == len(before) and after != before
-    assert "WORKER TIMEOUT" in host.check_output(f"journalctl --unit {SHOP['unit']} --since -2min --no-pager")
+    assert "WORKER TIMEOUT" in host.check_output(f"journalctl --unit {unit} --since -2min --no-pager")
 
 
-def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, address, http):
-    hostname = host.backend.get_hostname()
-    workdir = pathlib.Path(tempfile.mkdtemp())
-    try:
-        new_src = workdir / "asgi-app"
-        shutil.copytree(EXAMPLES / "asgi-app", new_src)
-        main = new_src / "main.py"
-        main.write_text(main.read_text().replace('RELEASE = "1"', 'RELEASE = "2"'))
-        load = Load(host, "http://127.0.0.1/", host_header=SHOP["host"])
-        time.sleep(2)
-        rc, output = converge(hostname, {"shop_src": str(new_src),
-                                         "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret"}})
-        time.sleep(2)
-        result = load.stop()
-    finally:
-        shutil.rmtree(workdir)
+def test_shared_path_is_linked_into_the_release_and_writable_only_there(host, address, http):
+    now = shop(host)
+    link = host.file(f"{now['release_dir']}/data")
+    assert link.is_symlink and link.linked_to == "/var/lib/gunicorn-shop/data"
+    data = host.file("/var/lib/gunicorn-shop/data")
+    assert (data.user, data.group, data.mode) == ("shop", "shop", 0o750)
+    visits = get(http, address, SHOP, "/visits", method="POST").json()["visits"]
+    assert host.file("/var/lib/gunicorn-shop/data/visits").content_string == str(visits)
+    # The release itself stays read-only to the app.
+    assert host.run(f"runuser -u shop -- touch {now['release_dir']}/x").rc != 0
+
+
+def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, address, http, workdir):
+    before = shop(host)
+    visits = host.file("/var/lib/gunicorn-shop/data/visits").content_string
+    rc, output, result, seconds = deploy_under_load(host, {
+        "shop_src": str(shop_source(workdir, "2")),
+        "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret"}})
     assert rc == 0, output
-    print(f"redeploy under load: {result}")
-    assert result["requests"] > 100
-    assert result["errors"] == 0, result
-    assert result["statuses"] == {"200": result["requests"]}, result
+    print(f"redeploy under load: {seconds:.1f} s, {result}")
+    assert_no_request_failed(result)
+    after = shop(host)
     assert get(http, address, SHOP).json()["release"] == "2"
     seen = get(http, address, SHOP, "/env-sha256/APP_SECRET").json()["sha256"]
     assert seen == hashlib.sha256(b"second-secret").hexdigest()
+    # The new release ran beside the old one and took over its place.
+    assert after["release"] != before["release"] and after["slot"] != before["slot"]
+    assert host.run(f"systemctl is-active {before['unit']}").stdout.strip() == "inactive"
+    assert not host.service(before["unit"]).is_enabled
+    assert host.check_output("cat /srv/shop/history").split() == [before["release"], after["release"]]
+    # The app's data is the same data.
+    assert host.file("/var/lib/gunicorn-shop/data/visits").content_string == visits
+
+
+@pytest.mark.parametrize("fault", ["import", "health"])
+def test_refused_release_fails_the_run_and_no_request(host, address, http, workdir, fault):
+    before = shop(host)
+    if fault == "import":
+        source = shop_source(workdir, "broken", lambda text: text + "\ndef broken(:\n")
+        extra = {"shop_src": str(source)}
+        reason = "SyntaxError"
+    else:
+        extra = {"shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret", "APP_UNHEALTHY": "1"},
+                 "shop_src": str(shop_source(workdir, "2"))}
+        reason = "answered 500"
+    rc, output, result, seconds = deploy_under_load(host, extra)
+    print(f"release refused ({fault}) under load: {seconds:.1f} s, {result}")
+    assert rc != 0
+    assert reason in output, output[-3000:]
+    assert "was refused" in output
+    assert_no_request_failed(result)
+    # The old release serves on, and the refused one left nothing behind.
+    assert shop(host) == before
+    assert get(http, address, SHOP).json()["release"] == "2"
+    assert releases(host) == set(host.check_output("cat /srv/shop/history").split())
+    assert host.check_output("ls /etc/gunicorn/shop").split() == sorted(f"{r}.env" for r in releases(host))
+    idle = "blue" if before["slot"] == "green" else "green"
+    assert host.run(f"systemctl is-active gunicorn-shop-{idle}.service").stdout.strip() != "active"
+
+
+def test_rollback_under_load_serves_the_previous_release(host, address, http):
+    before = shop(host)
+    previous = host.check_output("cat /srv/shop/history").split()[-2]
+    rc, output, result, seconds = deploy_under_load(host, {"shop_entry": "rollback"})
+    assert rc == 0, output
+    print(f"rollback under load: {seconds:.1f} s (whole ansible-playbook run), {result}")
+    assert_no_request_failed(result)
+    assert shop(host)["release"] == previous
+    assert get(http, address, SHOP).json()["release"] == "1"
+    seen = get(http, address, SHOP, "/env-sha256/APP_SECRET").json()["sha256"]
+    assert seen == hashlib.sha256(b"first-secret").hexdigest()
+    # The release rolled back from is history: the next rollback goes further back.
+    assert host.check_output("cat /srv/shop/history").split() == [previous]
+    assert before["release"] not in releases(host)
+
+
+def test_code_only_releases_reuse_the_virtualenv_and_old_ones_are_pruned(host, address, http, workdir):
+    venv = shop(host)["venv"]
+    built = []
+    for release in ("3", "4"):
+        started = time.monotonic()
+        rc, output = converge(host.backend.get_hostname(), {"shop_src": str(shop_source(workdir, release))})
+        assert rc == 0, output
+        print(f"code-only release {release}: {time.monotonic() - started:.1f} s (whole run, two apps)")
+        assert get(http, address, SHOP).json()["release"] == release
+        assert shop(host)["venv"] == venv
+        built.append(shop(host)["release"])
+    # gunicorn_keep_releases is 2 here.
+    assert releases(host) == set(built)
+    assert host.check_output("ls /srv/shop/venvs").split() == [venv.rsplit("/", 1)[1]]
+    # Back to the scenario's own release for the tests that follow.
+    rc, output = converge(host.backend.get_hostname(), {})
+    assert rc == 0, output
+    assert get(http, address, SHOP).json()["release"] == "1"
+
+
+def test_a_second_run_waits_for_the_deploy_lock_then_fails_naming_it(host):
+    host.check_output("mkdir /run/lock/gunicorn-shop.deploy && echo someone > /run/lock/gunicorn-shop.deploy/holder")
+    try:
+        rc, output = converge(host.backend.get_hostname(), {"gunicorn_lock_timeout": 2})
+    finally:
+        host.check_output("rm -r /run/lock/gunicorn-shop.deploy")
+    assert rc != 0
+    assert "Another run holds the deploy lock of shop (someone)" in output
 
 
 @pytest.fixture
@@ -210,16 +339,17 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
     visits = http(f"http://{address}/visits", headers={"Host": SHOP["host"]}, method="POST").json()["visits"]
     rc, output = converge(hostname, {"shop_state": "absent"})
     assert rc == 0, output
-    for unit in (SHOP["unit"], SHOP["unit"].replace(".service", ".socket")):
-        assert not host.file(f"/etc/systemd/system/{unit}").exists
-        assert host.run(f"systemctl is-active {unit}").stdout.strip() in ("inactive", "")
-    for path in ("/srv/shop", "/etc/gunicorn/shop.env", "/etc/nginx/sites-enabled/shop.conf",
-                 "/etc/nginx/sites-available/shop.conf", SHOP["socket"]):
+    for slot in ("blue", "green"):
+        for unit in (f"gunicorn-shop-{slot}.service", f"gunicorn-shop-{slot}.socket"):
+            assert not host.file(f"/etc/systemd/system/{unit}").exists
+            assert host.run(f"systemctl is-active {unit}").stdout.strip() in ("inactive", "")
+    for path in ("/srv/shop", "/etc/gunicorn/shop", "/etc/nginx/sites-enabled/shop.conf",
+                 "/etc/nginx/sites-available/shop.conf", "/run/gunicorn-shop-blue.sock", "/run/gunicorn-shop-green.sock"):
         assert not host.file(path).exists, path
     assert not host.user("shop").exists
     assert not host.group("shop").exists
     # What the app wrote stays.
-    assert host.file("/var/lib/gunicorn-shop/visits").content_string == str(visits)
+    assert host.file("/var/lib/gunicorn-shop/data/visits").content_string == str(visits)
     assert get(http, address, BLOG).status == 200
     assert host.service("nginx").is_running
     # Removing again changes nothing.
