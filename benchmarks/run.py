@@ -15,6 +15,7 @@ docs/benchmarks.png.
 
 import argparse
 import datetime
+import json
 import os
 import pathlib
 import re
@@ -30,13 +31,13 @@ INVENTORY = ROOT / "benchmarks/inventory.yml"
 
 # key, label, port inside the container, path, unit of the gunicorn that serves it
 CONFIGS = [
-    ("direct", "gunicorn directly over TCP, no nginx (reference)", 8000, "/", "gunicorn-apptcp.service"),
-    ("default", "nginx -> unix socket + keepalive (role default)", 80, "/", "gunicorn-app.service"),
-    ("tcp", "nginx -> TCP + keepalive (role, gunicorn_bind_mode: tcp)", 81, "/", "gunicorn-apptcp.service"),
-    ("docs-unix", "nginx -> unix socket, no keepalive (gunicorn docs example)", 8101, "/", "gunicorn-app.service"),
-    ("docs-tcp", "nginx -> TCP, no keepalive, HTTP/1.0 (gunicorn docs style)", 8102, "/", "gunicorn-apptcp.service"),
+    ("direct", "gunicorn directly over TCP, no nginx (reference)", 8000, "/", "gunicorn-apptcp-blue.service"),
+    ("default", "nginx -> unix socket + keepalive (role default)", 80, "/", "gunicorn-app-blue.service"),
+    ("tcp", "nginx -> TCP + keepalive (role, gunicorn_bind_mode: tcp)", 81, "/", "gunicorn-apptcp-blue.service"),
+    ("docs-unix", "nginx -> unix socket, no keepalive (gunicorn docs example)", 8101, "/", "gunicorn-app-blue.service"),
+    ("docs-tcp", "nginx -> TCP, no keepalive, HTTP/1.0 (gunicorn docs style)", 8102, "/", "gunicorn-apptcp-blue.service"),
     ("static", "static file from disk by nginx (nginx_static_locations, 334 B)", 80, "/static/app.css",
-     "gunicorn-app.service"),
+     "gunicorn-app-blue.service"),
 ]
 GOAL_VS_DIRECT = 0.85
 GOAL_VS_DOCS = 3.0
@@ -112,8 +113,14 @@ def wrk(port, path, seconds, connections, threads):
     return in_container(command).stdout
 
 
+def app_venv():
+    """The serving release's virtualenv (a fresh container serves from the blue unit pair)."""
+    release = json.loads(in_container("cat /srv/app/current/release.json").stdout)
+    return f"/srv/app/venvs/{release['venv']}"
+
+
 def versions():
-    pip_freeze = in_container("/srv/app/venv/bin/pip freeze").stdout.lower().split()
+    pip_freeze = in_container(f"{app_venv()}/bin/pip freeze").stdout.lower().split()
     wanted = ("gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "starlette")
     packages = ", ".join(p for p in pip_freeze if p.split("==")[0] in wanted)
     cpu_model = next(
@@ -125,7 +132,7 @@ def versions():
         "container": f"Debian {in_container('cat /etc/debian_version').stdout.strip()}, systemd as PID 1",
         "nginx": in_container("nginx -v 2>&1").stdout.strip().removeprefix("nginx version: "),
         "wrk": in_container("wrk -v 2>&1 | head -1", check=False).stdout.strip(),
-        "Python in the app's venv": in_container("/srv/app/venv/bin/python -V").stdout.strip(),
+        "Python in the app's venv": in_container(f"{app_venv()}/bin/python -V").stdout.strip(),
         "Python packages": packages,
         "ansible-core": run(["ansible", "--version"]).stdout.splitlines()[0],
     }
