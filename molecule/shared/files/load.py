@@ -7,7 +7,12 @@ test against loopback only, so it measures nginx and gunicorn and not Docker.
 Each connection sends GET requests one after another on a keep-alive
 connection (a new connection after the server closes one), until the stop
 file appears or S seconds have passed. Prints one JSON object: requests,
-statuses, errors (connection-level failures) and their first messages.
+statuses, errors (connection-level failures) and their first messages, and
+`retried`: requests sent on an idle keep-alive connection that the server
+closed at that moment, before any byte of an answer (nginx does so to idle
+connections when it reloads). Like browsers, curl and urllib3 (RFC 9112,
+9.3.1), the generator sends such a GET once more on a new connection; only if
+that fails too is it an error.
 """
 
 import argparse
@@ -20,28 +25,38 @@ import time
 import urllib.parse
 
 
-def worker(url, host_header, deadline, stop_file, statuses, errors, lock):
+def worker(url, host_header, deadline, stop_file, statuses, errors, retried, lock):
     parts = urllib.parse.urlsplit(url)
     path = parts.path or "/"
-    connection = None
+    connection, reused = None, False
     while time.monotonic() < deadline and not os.path.exists(stop_file):
+        answered = False
         try:
             if connection is None:
                 connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+                reused = False
             connection.request("GET", path, headers={"Host": host_header or parts.hostname})
             reply = connection.getresponse()
+            answered = True
             reply.read()
             with lock:
                 statuses[reply.status] += 1
+            reused = True
             if reply.getheader("Connection", "").lower() == "close":
                 connection.close()
                 connection = None
         except (OSError, http.client.HTTPException) as error:
-            with lock:
-                errors.append(f"{type(error).__name__}: {error}")
             if connection is not None:
                 connection.close()
             connection = None
+            # Closed while idle: the request never reached the server; send it again.
+            if reused and not answered and isinstance(error, ConnectionError):
+                with lock:
+                    retried.append(f"{type(error).__name__}: {error}")
+                reused = False
+                continue
+            with lock:
+                errors.append(f"{type(error).__name__}: {error}")
 
 
 def main():
@@ -52,10 +67,11 @@ def main():
     parser.add_argument("--max-seconds", type=float, default=120)
     parser.add_argument("--stop-file", default="/tmp/load.stop")
     args = parser.parse_args()
-    statuses, errors, lock = collections.Counter(), [], threading.Lock()
+    statuses, errors, retried, lock = collections.Counter(), [], [], threading.Lock()
     deadline = time.monotonic() + args.max_seconds
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(args.url, args.host_header, deadline, args.stop_file, statuses, errors, lock))
+    threads = [threading.Thread(target=worker, args=(args.url, args.host_header, deadline, args.stop_file, statuses, errors, retried,
+                                                  lock))
                for _ in range(args.connections)]
     for thread in threads:
         thread.start()
@@ -67,6 +83,7 @@ def main():
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "errors": len(errors),
         "first_errors": errors[:5],
+        "retried": len(retried),
     }))
 
 
