@@ -161,6 +161,28 @@ class Load:
         raise AssertionError("the load generator did not report")
 
 
+def converge_under_load(host, extra_vars, host_header=None):
+    """converge() on this host while Load sends requests through nginx on
+    loopback; returns (rc, output, load counts, seconds of the converge)."""
+    load = Load(host, "http://127.0.0.1/", host_header=host_header)
+    try:
+        time.sleep(2)
+        started = time.monotonic()
+        rc, output = converge(host.backend.get_hostname(), extra_vars)
+        seconds = time.monotonic() - started
+        time.sleep(2)
+    finally:
+        counts = load.stop()
+    return rc, output, counts, seconds
+
+
+def assert_no_request_failed(counts):
+    """Every request of a Load run was answered, with 200."""
+    assert counts["requests"] > 100, counts
+    assert counts["errors"] == 0, counts
+    assert counts["statuses"] == {"200": counts["requests"]}, counts
+
+
 def gixy_problems(host):
     """gixy-ng's findings on the host's whole nginx configuration (`nginx -T`,
     which includes Debian's files as well as the role's), as

@@ -17,7 +17,8 @@ import time
 import pytest
 import websockets
 
-from conftest import Load, children, converge, gixy_problems, main_pid, serving
+from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, main_pid,
+                      serving)
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
@@ -51,24 +52,6 @@ def shop_source(workdir, release, change=None):
     text = main.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
     main.write_text(change(text) if change else text)
     return source
-
-
-def deploy_under_load(host, extra_vars):
-    """Converges the host with extra_vars while a load generator sends
-    requests to the shop through nginx; returns (rc, output, load counts, s)."""
-    load = Load(host, "http://127.0.0.1/", host_header=SHOP["host"])
-    time.sleep(2)
-    started = time.monotonic()
-    rc, output = converge(host.backend.get_hostname(), extra_vars)
-    seconds = time.monotonic() - started
-    time.sleep(2)
-    return rc, output, load.stop(), seconds
-
-
-def assert_no_request_failed(result):
-    assert result["requests"] > 100
-    assert result["errors"] == 0, result
-    assert result["statuses"] == {"200": result["requests"]}, result
 
 
 @pytest.fixture
@@ -142,9 +125,9 @@ def test_shared_path_is_linked_into_the_release_and_writable_only_there(host, ad
 def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, address, http, workdir):
     before = shop(host)
     visits = host.file("/var/lib/gunicorn-shop/data/visits").content_string
-    rc, output, result, seconds = deploy_under_load(host, {
+    rc, output, result, seconds = converge_under_load(host, {
         "shop_src": str(shop_source(workdir, "2")),
-        "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret"}})
+        "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret"}}, SHOP["host"])
     assert rc == 0, output
     print(f"redeploy under load: {seconds:.1f} s, {result}")
     assert_no_request_failed(result)
@@ -172,7 +155,7 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
         extra = {"shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret", "APP_UNHEALTHY": "1"},
                  "shop_src": str(shop_source(workdir, "2"))}
         reason = "answered 500"
-    rc, output, result, seconds = deploy_under_load(host, extra)
+    rc, output, result, seconds = converge_under_load(host, extra, SHOP["host"])
     print(f"release refused ({fault}) under load: {seconds:.1f} s, {result}")
     assert rc != 0
     assert reason in output, output[-3000:]
@@ -190,7 +173,7 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
 def test_rollback_under_load_serves_the_previous_release(host, address, http):
     before = shop(host)
     previous = host.check_output("cat /srv/shop/history").split()[-2]
-    rc, output, result, seconds = deploy_under_load(host, {"shop_entry": "rollback"})
+    rc, output, result, seconds = converge_under_load(host, {"shop_entry": "rollback"}, SHOP["host"])
     assert rc == 0, output
     print(f"rollback under load: {seconds:.1f} s (whole ansible-playbook run), {result}")
     assert_no_request_failed(result)
