@@ -3,7 +3,7 @@
 
 Deploys the role with the sample app into a fresh local Debian 13 systemd
 container, times the role (first converge, idempotent re-runs with and without
-pipelining), adds the peer configurations (benchmarks/peers.yml), then loads
+pipelining, a code-only release, one with changed requirements, a rollback), adds the peer configurations (benchmarks/peers.yml), then loads
 each configuration with wrk from inside the same container, against loopback
 only, bounded in time and connections. Configurations are interleaved, the
 order rotating each round so that none always follows another. This machine's
@@ -19,9 +19,11 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -39,6 +41,8 @@ CONFIGS = [
     ("static", "static file from disk by nginx (nginx_static_locations, 334 B)", 80, "/static/app.css",
      "gunicorn-app-blue.service"),
 ]
+# A small pure-Python package: a new virtualenv, not a long download, is what is timed.
+REQUIREMENT_ADDED = "itsdangerous==2.2.0"
 GOAL_VS_DIRECT = 0.85
 GOAL_VS_DOCS = 3.0
 
@@ -71,17 +75,37 @@ def start_container():
     raise SystemExit("the benchmark container's systemd did not come up")
 
 
-def playbook(path, pipelining=True):
+def playbook(path, pipelining=True, extra_vars=None):
     """Run a playbook against the container; return (seconds, changed count)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_PIPELINING=str(pipelining))
+    extra = ["--extra-vars", json.dumps(extra_vars)] if extra_vars else []
     start = time.monotonic()
-    result = run(["ansible-playbook", "-i", str(INVENTORY), str(ROOT / path)], env=env, check=False)
+    result = run(["ansible-playbook", "-i", str(INVENTORY), *extra, str(ROOT / path)], env=env, check=False)
     seconds = time.monotonic() - start
     if result.returncode != 0:
         print(result.stdout[-5000:], result.stderr[-2000:], sep="\n")
         raise SystemExit(f"{path} failed")
     changed = sum(int(n) for n in re.findall(r"changed=(\d+)", result.stdout))
     return seconds, changed
+
+
+def time_releases():
+    """Seconds of a code-only release, a release with changed requirements and
+    a rollback (whole ansible-playbook runs), on the host the role deployed."""
+    with tempfile.TemporaryDirectory() as workdir:
+        source = pathlib.Path(workdir) / "asgi-app"
+        shutil.copytree(ROOT / "examples/asgi-app", source, ignore=shutil.ignore_patterns("__pycache__"))
+        main = source / "main.py"
+        main.write_text(main.read_text().replace('RELEASE = "1"', 'RELEASE = "2"'))
+        log("Timing a code-only release")
+        code_only, _ = playbook("playbooks/site.yml", extra_vars={"gunicorn_app_src": str(source)})
+        requirements = source / "requirements.txt"
+        requirements.write_text(requirements.read_text() + REQUIREMENT_ADDED + "\n")
+        log(f"Timing a release with changed requirements (+ {REQUIREMENT_ADDED})")
+        new_venv, _ = playbook("playbooks/site.yml", extra_vars={"gunicorn_app_src": str(source)})
+        log("Timing a rollback")
+        rollback, _ = playbook("playbooks/rollback.yml", extra_vars={"gunicorn_app_src": str(source)})
+    return code_only, new_venv, rollback
 
 
 def parse_wrk(output):
@@ -183,6 +207,7 @@ def main():
         if changed:
             raise SystemExit(f"a re-run changed {changed} things: the role is not idempotent")
         reruns[pipelining].append(seconds)
+    releases = time_releases()
     log("Deploying the peer configurations (benchmarks/peers.yml) and wrk")
     playbook("benchmarks/peers.yml")
     in_container("DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null")
@@ -243,6 +268,9 @@ def main():
         f"| first converge on a fresh Debian 13 container ({first_changed} changes) | {first:.1f} |",
         f"| idempotent re-run, pipelining on (shipped ansible.cfg), median of 3 | {statistics.median(reruns[True]):.1f} |",
         f"| idempotent re-run, pipelining off (before), median of 3 | {statistics.median(reruns[False]):.1f} |",
+        f"| release with changed code only (reuses the virtualenv) | {releases[0]:.1f} |",
+        f"| release with changed requirements (+ `{REQUIREMENT_ADDED}`: a new virtualenv) | {releases[1]:.1f} |",
+        f"| rollback to the previous release (`playbooks/rollback.yml`) | {releases[2]:.1f} |",
     ]
 
     out = pathlib.Path(args.out)

@@ -92,13 +92,13 @@ class Response:
         return json.loads(self.body)
 
 
-def http_get(url, headers=None, timeout=10, method="GET"):
+def http_get(url, headers=None, timeout=10, method="GET", data=None):
     """A request from the controller, bypassing any proxy of the environment.
     HTTPS certificates are not checked here: tests that judge them use curl
     and sslyze with the host's CA as the trust anchor."""
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-    request = urllib.request.Request(url, headers=headers or {}, method=method)
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method=method)
     try:
         with opener.open(request, timeout=timeout) as reply:
             return Response(reply.status, reply.headers, reply.read())

@@ -22,6 +22,7 @@ from conftest import (assert_no_request_failed, children, converge, converge_und
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
+WIKI = {"host": "wiki.test", "scheme": "http"}
 EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 BLOG_TLS = "/etc/nginx/tls/gunicorn-blog"
 
@@ -52,6 +53,33 @@ def shop_source(workdir, release, change=None):
     text = main.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
     main.write_text(change(text) if change else text)
     return source
+
+
+def wiki_source(workdir, release):
+    """A copy of the Django example whose RELEASE is `release`."""
+    source = workdir / f"django-app-{release}"
+    shutil.copytree(EXAMPLES / "django-app", source, ignore=shutil.ignore_patterns("__pycache__"))
+    views = source / "notes/views.py"
+    views.write_text(views.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"'))
+    return source
+
+
+def add_note(http, address, text):
+    reply = http(f"http://{address}/notes", headers={"Host": WIKI["host"]}, method="POST", data=text.encode())
+    assert reply.status == 200, reply.body
+
+
+def wiki_notes(http, address):
+    reply = get(http, address, WIKI, "/notes")
+    assert reply.status == 200, reply.body
+    return reply.json()["notes"]
+
+
+@pytest.fixture
+def wiki(host):
+    """The Django example is deployed on Debian 13 only (see molecule.yml)."""
+    if "wiki" not in host.ansible.get_variables()["deploy"]:
+        pytest.skip("the Django example is deployed on Debian 13 only")
 
 
 @pytest.fixture
@@ -126,7 +154,7 @@ def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, addr
     before = shop(host)
     visits = host.file("/var/lib/gunicorn-shop/data/visits").content_string
     rc, output, result, seconds = converge_under_load(host, {
-        "shop_src": str(shop_source(workdir, "2")),
+        "deploy": ["shop"], "shop_src": str(shop_source(workdir, "2")),
         "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret"}}, SHOP["host"])
     assert rc == 0, output
     print(f"redeploy under load: {seconds:.1f} s, {result}")
@@ -149,10 +177,10 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
     before = shop(host)
     if fault == "import":
         source = shop_source(workdir, "broken", lambda text: text + "\ndef broken(:\n")
-        extra = {"shop_src": str(source)}
+        extra = {"deploy": ["shop"], "shop_src": str(source)}
         reason = "SyntaxError"
     else:
-        extra = {"shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret", "APP_UNHEALTHY": "1"},
+        extra = {"deploy": ["shop"], "shop_env": {"APP_MODE": "production", "APP_SECRET": "second-secret", "APP_UNHEALTHY": "1"},
                  "shop_src": str(shop_source(workdir, "2"))}
         reason = "answered 500"
     rc, output, result, seconds = converge_under_load(host, extra, SHOP["host"])
@@ -173,7 +201,8 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
 def test_rollback_under_load_serves_the_previous_release(host, address, http):
     before = shop(host)
     previous = host.check_output("cat /srv/shop/history").split()[-2]
-    rc, output, result, seconds = converge_under_load(host, {"shop_entry": "rollback"}, SHOP["host"])
+    rc, output, result, seconds = converge_under_load(host, {"deploy": ["shop"], "shop_entry": "rollback"},
+                                                      SHOP["host"])
     assert rc == 0, output
     print(f"rollback under load: {seconds:.1f} s (whole ansible-playbook run), {result}")
     assert_no_request_failed(result)
@@ -186,22 +215,38 @@ def test_rollback_under_load_serves_the_previous_release(host, address, http):
     assert before["release"] not in releases(host)
 
 
-def test_code_only_releases_reuse_the_virtualenv_and_old_ones_are_pruned(host, address, http, workdir):
+def test_two_runs_at_once_deploy_one_after_the_other_and_old_releases_are_pruned(host, address, http, workdir):
+    """Two code-only releases started together: the second run waits for the
+    deploy lock, then deploys on top of the first. Both reuse the virtualenv."""
+    hostname = host.backend.get_hostname()
     venv = shop(host)["venv"]
-    built = []
-    for release in ("3", "4"):
+    sources = {release: str(shop_source(workdir, release)) for release in ("3", "4")}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
         started = time.monotonic()
-        rc, output = converge(host.backend.get_hostname(), {"shop_src": str(shop_source(workdir, release))})
+        first = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["3"]})
+        for _ in range(120):
+            if host.file("/run/lock/gunicorn-shop.deploy/holder").exists or first.done():
+                break
+            time.sleep(0.5)
+        second = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["4"]})
+        rc, output = first.result()
+        first_done = time.monotonic() - started
         assert rc == 0, output
-        print(f"code-only release {release}: {time.monotonic() - started:.1f} s (whole run, two apps)")
-        assert get(http, address, SHOP).json()["release"] == release
-        assert shop(host)["venv"] == venv
-        built.append(shop(host)["release"])
+        rc, output = second.result()
+        second_done = time.monotonic() - started
+        assert rc == 0, output
+    print(f"code-only release 3: {first_done:.1f} s (whole ansible-playbook run); release 4, started while "
+          f"3 held the lock: done {second_done - first_done:.1f} s after it")
+    assert get(http, address, SHOP).json()["release"] == "4"
+    assert shop(host)["venv"] == venv
+    history = host.check_output("cat /srv/shop/history").split()
+    assert 'RELEASE = "3"' in host.file(f"/srv/shop/releases/{history[-2]}/main.py").content_string
+    assert history[-1] == shop(host)["release"]
     # gunicorn_keep_releases is 2 here.
-    assert releases(host) == set(built)
+    assert releases(host) == set(history[-2:])
     assert host.check_output("ls /srv/shop/venvs").split() == [venv.rsplit("/", 1)[1]]
     # Back to the scenario's own release for the tests that follow.
-    rc, output = converge(host.backend.get_hostname(), {})
+    rc, output = converge(hostname, {"deploy": ["shop"]})
     assert rc == 0, output
     assert get(http, address, SHOP).json()["release"] == "1"
 
@@ -209,11 +254,69 @@ def test_code_only_releases_reuse_the_virtualenv_and_old_ones_are_pruned(host, a
 def test_a_second_run_waits_for_the_deploy_lock_then_fails_naming_it(host):
     host.check_output("mkdir /run/lock/gunicorn-shop.deploy && echo someone > /run/lock/gunicorn-shop.deploy/holder")
     try:
-        rc, output = converge(host.backend.get_hostname(), {"gunicorn_lock_timeout": 2})
+        rc, output = converge(host.backend.get_hostname(), {"deploy": ["shop"], "gunicorn_lock_timeout": 2})
     finally:
         host.check_output("rm -r /run/lock/gunicorn-shop.deploy")
     assert rc != 0
     assert "Another run holds the deploy lock of shop (someone)" in output
+
+
+def test_django_release_commands_migrated_and_nginx_serves_the_collected_static_file(host, address, http, wiki):
+    now = serving(host, "wiki")
+    database = host.file("/var/lib/gunicorn-wiki/data/db.sqlite3")
+    assert (database.user, database.group) == ("wiki", "wiki")
+    # The health path counts rows: the migration made the table.
+    assert get(http, address, WIKI).json() == {"message": "Hello from Django", "release": "1", "notes": 0}
+    collected = host.file(f"{now['release_dir']}/staticfiles/notes/site.css")
+    assert collected.user == "root"
+    # Django (DEBUG off) answers 404 under /static/: a 200 with the file came from nginx.
+    reply = get(http, address, WIKI, "/static/notes/site.css")
+    assert reply.status == 200
+    assert reply.body == (EXAMPLES / "django-app/notes/static/notes/site.css").read_text()
+    assert reply.headers["Cache-Control"] == "public, max-age=3600"
+
+
+def test_django_data_outlives_a_release_and_a_rollback_under_load(host, address, http, wiki, workdir):
+    add_note(http, address, "written by release 1")
+    written = wiki_notes(http, address)
+    rc, output, result, seconds = converge_under_load(
+        host, {"deploy": ["wiki"], "wiki_src": str(wiki_source(workdir, "2"))}, WIKI["host"])
+    assert rc == 0, output
+    print(f"Django release under load: {seconds:.1f} s, {result}")
+    assert_no_request_failed(result)
+    assert get(http, address, WIKI).json()["release"] == "2"
+    assert wiki_notes(http, address) == written
+    # What the new release writes is data too: a rollback keeps it.
+    add_note(http, address, "written by release 2")
+    rc, output, result, seconds = converge_under_load(host, {"deploy": ["wiki"], "wiki_entry": "rollback"},
+                                                      WIKI["host"])
+    assert rc == 0, output
+    print(f"Django rollback under load: {seconds:.1f} s (whole ansible-playbook run), {result}")
+    assert_no_request_failed(result)
+    assert get(http, address, WIKI).json()["release"] == "1"
+    assert wiki_notes(http, address) == written + ["written by release 2"]
+
+
+def test_django_failing_release_command_keeps_the_old_release_and_its_data(host, address, http, wiki, workdir):
+    before = serving(host, "wiki")
+    written = wiki_notes(http, address)
+    # A deploy gate people add: Django's deployment checks, failing on warnings
+    # (this example does not set the HTTPS-only settings, so they fail).
+    commands = host.ansible.get_variables()["wiki_release_commands"] + [
+        "python manage.py check --deploy --fail-level WARNING"]
+    rc, output, result, seconds = converge_under_load(
+        host, {"deploy": ["wiki"], "wiki_src": str(wiki_source(workdir, "3")), "wiki_release_commands": commands},
+        WIKI["host"])
+    print(f"Django release refused by a release command under load: {seconds:.1f} s, {result}")
+    assert rc != 0
+    assert "release command failed with exit status 1: python manage.py check --deploy" in output, output[-3000:]
+    assert "security.W008" in output  # Django's own words
+    assert "was refused" in output
+    assert_no_request_failed(result)
+    assert serving(host, "wiki") == before
+    assert get(http, address, WIKI).json()["release"] == "1"
+    assert wiki_notes(http, address) == written
+    assert releases(host, "wiki") == set(host.check_output("cat /srv/wiki/history").split())
 
 
 @pytest.fixture
@@ -299,7 +402,7 @@ def test_certificate_from_the_controller_is_served_and_its_key_never_printed(hos
          "-keyout", str(key), "-out", str(certificate)],
         check=True, capture_output=True)
     try:
-        rc, output = converge(hostname, {"blog_tls_certificate": str(certificate),
+        rc, output = converge(hostname, {"deploy": ["blog"], "blog_tls_certificate": str(certificate),
                                          "blog_tls_certificate_key": str(key)}, diff=True)
         assert rc == 0, output
         key_lines = [line for line in key.read_text().splitlines() if not line.startswith("-----")]
@@ -309,7 +412,7 @@ def test_certificate_from_the_controller_is_served_and_its_key_never_printed(hos
         stored = host.file(f"{BLOG_TLS}/key.pem")
         assert (stored.user, stored.group, stored.mode) == ("root", "root", 0o600)
     finally:
-        rc, output = converge(hostname, {})
+        rc, output = converge(hostname, {"deploy": ["blog"]})
         assert rc == 0, output
     # Back to a self-signed certificate of the role's own.
     served = ssl.get_server_certificate((address, 443), timeout=10)
@@ -320,7 +423,7 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
     hostname = host.backend.get_hostname()
     assert get(http, address, SHOP, "/visits").status == 405  # POST only
     visits = http(f"http://{address}/visits", headers={"Host": SHOP["host"]}, method="POST").json()["visits"]
-    rc, output = converge(hostname, {"shop_state": "absent"})
+    rc, output = converge(hostname, {"deploy": ["shop"], "shop_state": "absent"})
     assert rc == 0, output
     for slot in ("blue", "green"):
         for unit in (f"gunicorn-shop-{slot}.service", f"gunicorn-shop-{slot}.socket"):
@@ -336,7 +439,7 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
     assert get(http, address, BLOG).status == 200
     assert host.service("nginx").is_running
     # Removing again changes nothing.
-    rc, output = converge(hostname, {"shop_state": "absent"})
+    rc, output = converge(hostname, {"deploy": ["shop"], "shop_state": "absent"})
     assert rc == 0, output
     assert " changed=0 " in output, output
 
