@@ -105,6 +105,13 @@ def time_releases():
         new_venv, _ = playbook("playbooks/site.yml", extra_vars={"gunicorn_app_src": str(source)})
         log("Timing a rollback")
         rollback, _ = playbook("playbooks/rollback.yml", extra_vars={"gunicorn_app_src": str(source)})
+    # The first release again (still on the host): blue -> green -> blue ->
+    # rollback to green -> blue, the unit pair CONFIGS and peers.yml name.
+    log("Back to the first release")
+    playbook("playbooks/site.yml")
+    slot = in_container("cat /srv/app/slot").stdout.strip()
+    if slot != "blue":
+        raise SystemExit(f"the app serves from the {slot} unit pair, expected blue")
     return code_only, new_venv, rollback
 
 
