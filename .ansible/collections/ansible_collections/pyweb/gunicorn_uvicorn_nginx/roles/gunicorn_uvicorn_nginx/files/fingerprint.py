@@ -1,0 +1,28 @@
+"""Fingerprint of an app's source directory, run on the controller.
+
+Prints {"code": ..., "requirements": ...}: SHA-256 over every file's relative
+path, executable bit and content (what the copy to the host carries), and of
+requirements.txt alone ("" without one). The release id and the virtualenv's
+key derive from them, so an unchanged source means no new release.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+root = sys.argv[1]
+code = hashlib.sha256()
+requirements = ""
+for base, dirs, files in os.walk(root, followlinks=True):
+    dirs.sort()
+    for name in sorted(files):
+        path = os.path.join(base, name)
+        relative = os.path.relpath(path, root)
+        with open(path, "rb") as handle:
+            digest = hashlib.sha256(handle.read()).hexdigest()
+        executable = "x" if os.access(path, os.X_OK) else "-"
+        code.update(f"{relative}\0{executable}\0{digest}\n".encode())
+        if relative == "requirements.txt":
+            requirements = digest
+print(json.dumps({"code": code.hexdigest(), "requirements": requirements}))
