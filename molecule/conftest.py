@@ -124,16 +124,16 @@ def process_user(host, pid):
     return host.check_output(f"ps -o user= -p {pid}").strip()
 
 
-def converge(hostname, extra_vars, diff=False):
+def converge(hostname, extra_vars, diff=False, options=()):
     """Run the scenario's converge playbook again on one host, as a user would
-    with `ansible-playbook -e`, and return (return code, output)."""
+    with `ansible-playbook -e` (and `options`), and return (return code, output)."""
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
     playbook = own if own.is_file() else SHARED / "converge.yml"
     env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"))
     result = subprocess.run(
         ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
-         "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), str(playbook)],
+         "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)],
         env=env, capture_output=True, text=True, check=False)
     return result.returncode, result.stdout + result.stderr
 

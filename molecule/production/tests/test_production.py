@@ -221,20 +221,29 @@ def test_two_runs_at_once_deploy_one_after_the_other_and_old_releases_are_pruned
     hostname = host.backend.get_hostname()
     venv = shop(host)["venv"]
     sources = {release: str(shop_source(workdir, release)) for release in ("3", "4")}
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        started = time.monotonic()
-        first = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["3"]})
-        for _ in range(120):
-            if host.file("/run/lock/gunicorn-shop.deploy/holder").exists or first.done():
-                break
-            time.sleep(0.5)
-        second = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["4"]})
-        rc, output = first.result()
-        first_done = time.monotonic() - started
-        assert rc == 0, output
-        rc, output = second.result()
-        second_done = time.monotonic() - started
-        assert rc == 0, output
+    # The app owns what is in its data directory and may swap a shared path
+    # for a link to anywhere: the deploys must not chown or chmod through it.
+    host.check_output("install -d -o root -g root -m 0755 /srv/victim && cd /var/lib/gunicorn-shop && "
+                      "runuser -u shop -- sh -c 'mv data data.real && ln -s /srv/victim data'")
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            started = time.monotonic()
+            first = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["3"]})
+            for _ in range(120):
+                if host.file("/run/lock/gunicorn-shop.deploy/holder").exists or first.done():
+                    break
+                time.sleep(0.5)
+            second = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["4"]})
+            rc, output = first.result()
+            first_done = time.monotonic() - started
+            assert rc == 0, output
+            rc, output = second.result()
+            second_done = time.monotonic() - started
+            assert rc == 0, output
+        victim = host.file("/srv/victim")
+        assert (victim.user, victim.group, victim.mode) == ("root", "root", 0o755)
+    finally:
+        host.check_output("cd /var/lib/gunicorn-shop && rm data && mv data.real data && rmdir /srv/victim")
     print(f"code-only release 3: {first_done:.1f} s (whole ansible-playbook run); release 4, started while "
           f"3 held the lock: done {second_done - first_done:.1f} s after it")
     assert get(http, address, SHOP).json()["release"] == "4"
@@ -249,6 +258,18 @@ def test_two_runs_at_once_deploy_one_after_the_other_and_old_releases_are_pruned
     rc, output = converge(hostname, {"deploy": ["shop"]})
     assert rc == 0, output
     assert get(http, address, SHOP).json()["release"] == "1"
+
+
+def test_a_release_is_not_switched_while_nginx_is_skipped(host, address, http, workdir):
+    before = shop(host)
+    rc, output = converge(host.backend.get_hostname(), {"deploy": ["shop"], "shop_src": str(shop_source(workdir, "5"))},
+                          options=["--skip-tags", "nginx"])
+    assert rc != 0
+    assert "but the nginx tag is skipped" in output, output[-3000:]
+    assert shop(host) == before
+    assert get(http, address, SHOP).json()["release"] == "1"
+    idle = "blue" if before["slot"] == "green" else "green"
+    assert host.run(f"systemctl is-active gunicorn-shop-{idle}.service").stdout.strip() != "active"
 
 
 def test_a_second_run_waits_for_the_deploy_lock_then_fails_naming_it(host):

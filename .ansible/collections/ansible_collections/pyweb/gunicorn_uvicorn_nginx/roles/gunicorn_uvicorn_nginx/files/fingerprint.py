@@ -1,11 +1,14 @@
 """Fingerprint of an app's source directory, run on the controller.
 
 Prints {"code": ..., "requirements": ...}: SHA-256 over every file's relative
-path, executable bit and content (what the copy to the host carries), and of
-requirements.txt alone ("" without one). The release id and the virtualenv's
-key derive from them, so an unchanged source means no new release.
+path, executable bit and content (what the copy to the host carries), and
+over the top-level requirements*.txt and constraints*.txt files alone ("" if
+there are none: a requirements.txt may pull in the others with -r and -c).
+The release id and the virtualenv's key derive from them, so an unchanged
+source means no new release.
 """
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -13,7 +16,8 @@ import sys
 
 root = sys.argv[1]
 code = hashlib.sha256()
-requirements = ""
+requirements = hashlib.sha256()
+pip_files = 0
 for base, dirs, files in os.walk(root, followlinks=True):
     dirs.sort()
     for name in sorted(files):
@@ -23,6 +27,7 @@ for base, dirs, files in os.walk(root, followlinks=True):
             digest = hashlib.sha256(handle.read()).hexdigest()
         executable = "x" if os.access(path, os.X_OK) else "-"
         code.update(f"{relative}\0{executable}\0{digest}\n".encode())
-        if relative == "requirements.txt":
-            requirements = digest
-print(json.dumps({"code": code.hexdigest(), "requirements": requirements}))
+        if base == root and any(fnmatch.fnmatch(name, pattern) for pattern in ("requirements*.txt", "constraints*.txt")):
+            requirements.update(f"{name}\0{digest}\n".encode())
+            pip_files += 1
+print(json.dumps({"code": code.hexdigest(), "requirements": requirements.hexdigest() if pip_files else ""}))
