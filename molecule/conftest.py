@@ -45,13 +45,16 @@ def role_vars(host):
 
 def serving(host, app, root=None, port=8000):
     """What serves the app now, read from the host: the unit pair (blue or
-    green: its service, socket unit, unix socket and tcp port), the release
+    green: its service, socket unit, unix socket and tcp port; and the other
+    pair's service), the release
     (id, directory, virtualenv) and its environment file."""
     root = root or f"/srv/{app}"
     slot = host.check_output(f"cat {root}/slot")
+    idle = "blue" if slot == "green" else "green"
     release = json.loads(host.check_output(f"cat {root}/current/release.json"))
     return {
         "slot": slot,
+        "idle_unit": f"gunicorn-{app}-{idle}.service",
         "unit": f"gunicorn-{app}-{slot}.service",
         "socket_unit": f"gunicorn-{app}-{slot}.socket",
         "socket": f"/run/gunicorn-{app}-{slot}.sock",

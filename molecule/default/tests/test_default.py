@@ -49,7 +49,7 @@ def test_worker_count_matches(host, role_vars, live):
 
 
 def test_systemd_holds_the_listening_socket(host, role_vars, live):
-    socket_unit = live["unit"].replace(".service", ".socket")
+    socket_unit = live["socket_unit"]
     assert host.service(socket_unit).is_enabled
     assert host.service(socket_unit).is_running
     expected = (live["socket"] if role_vars["gunicorn_bind_mode"] == "unix"

@@ -27,9 +27,9 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 BLOG_TLS = "/etc/nginx/tls/gunicorn-blog"
 
 
-def get(http, address, site, path="/", timeout=10, method="GET"):
+def get(http, address, site, path="/", timeout=10, method="GET", data=None):
     url = f"{site['scheme']}://{address}{path}"
-    return http(url, headers={"Host": site["host"]}, timeout=timeout, method=method)
+    return http(url, headers={"Host": site["host"]}, timeout=timeout, method=method, data=data)
 
 
 def shop(host):
@@ -44,28 +44,27 @@ def releases(host, app="shop"):
     return set(host.check_output(f"ls /srv/{app}/releases").split())
 
 
-def shop_source(workdir, release, change=None):
-    """A copy of the sample app whose RELEASE is `release`; `change` may
-    rewrite main.py's text further."""
-    source = workdir / f"asgi-app-{release}"
-    shutil.copytree(EXAMPLES / "asgi-app", source)
-    main = source / "main.py"
-    text = main.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
-    main.write_text(change(text) if change else text)
+def example_source(workdir, example, module, release, change=None):
+    """A copy of examples/<example> whose RELEASE (in `module`) is `release`;
+    `change` may rewrite that module's text further."""
+    source = workdir / f"{example}-{release}"
+    shutil.copytree(EXAMPLES / example, source, ignore=shutil.ignore_patterns("__pycache__"))
+    code = source / module
+    text = code.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
+    code.write_text(change(text) if change else text)
     return source
+
+
+def shop_source(workdir, release, change=None):
+    return example_source(workdir, "asgi-app", "main.py", release, change)
 
 
 def wiki_source(workdir, release):
-    """A copy of the Django example whose RELEASE is `release`."""
-    source = workdir / f"django-app-{release}"
-    shutil.copytree(EXAMPLES / "django-app", source, ignore=shutil.ignore_patterns("__pycache__"))
-    views = source / "notes/views.py"
-    views.write_text(views.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"'))
-    return source
+    return example_source(workdir, "django-app", "notes/views.py", release)
 
 
 def add_note(http, address, text):
-    reply = http(f"http://{address}/notes", headers={"Host": WIKI["host"]}, method="POST", data=text.encode())
+    reply = get(http, address, WIKI, "/notes", method="POST", data=text.encode())
     assert reply.status == 200, reply.body
 
 
@@ -194,8 +193,7 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
     assert get(http, address, SHOP).json()["release"] == "2"
     assert releases(host) == set(host.check_output("cat /srv/shop/history").split())
     assert host.check_output("ls /etc/gunicorn/shop").split() == sorted(f"{r}.env" for r in releases(host))
-    idle = "blue" if before["slot"] == "green" else "green"
-    assert host.run(f"systemctl is-active gunicorn-shop-{idle}.service").stdout.strip() != "active"
+    assert host.run(f"systemctl is-active {before['idle_unit']}").stdout.strip() != "active"
 
 
 def test_rollback_under_load_serves_the_previous_release(host, address, http):
@@ -268,8 +266,7 @@ def test_a_release_is_not_switched_while_nginx_is_skipped(host, address, http, w
     assert "but the nginx tag is skipped" in output, output[-3000:]
     assert shop(host) == before
     assert get(http, address, SHOP).json()["release"] == "1"
-    idle = "blue" if before["slot"] == "green" else "green"
-    assert host.run(f"systemctl is-active gunicorn-shop-{idle}.service").stdout.strip() != "active"
+    assert host.run(f"systemctl is-active {before['idle_unit']}").stdout.strip() != "active"
 
 
 def test_a_second_run_waits_for_the_deploy_lock_then_fails_naming_it(host):
@@ -443,7 +440,7 @@ def test_certificate_from_the_controller_is_served_and_its_key_never_printed(hos
 def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, address, http):
     hostname = host.backend.get_hostname()
     assert get(http, address, SHOP, "/visits").status == 405  # POST only
-    visits = http(f"http://{address}/visits", headers={"Host": SHOP["host"]}, method="POST").json()["visits"]
+    visits = get(http, address, SHOP, "/visits", method="POST").json()["visits"]
     rc, output = converge(hostname, {"deploy": ["shop"], "shop_state": "absent"})
     assert rc == 0, output
     for slot in ("blue", "green"):
