@@ -11,8 +11,10 @@ import base64
 import json
 import os
 import pathlib
+import shutil
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ import pytest
 import yaml
 
 SHARED = pathlib.Path(__file__).parent / "shared"
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main.yml"
 
 
@@ -145,14 +148,14 @@ class Load:
     """molecule/shared/files/load.py running on the host under test, against
     nginx on loopback, until stop() collects its counts."""
 
-    def __init__(self, host, url, host_header=None, connections=8, max_seconds=240):
+    def __init__(self, host, url, host_header=None, connections=8, max_seconds=240, pause=0):
         self.host = host
         script = base64.b64encode((SHARED / "files/load.py").read_bytes()).decode()
         host.check_output(f"echo {script} | base64 -d > /root/load.py && rm -f /root/load.stop /root/load.json")
         header = f"--host-header {host_header}" if host_header else ""
         host.check_output(
             f"setsid nohup python3 /root/load.py {url} {header} --connections {connections} "
-            f"--max-seconds {max_seconds} --stop-file /root/load.stop > /root/load.json 2>&1 < /dev/null &")
+            f"--max-seconds {max_seconds} --pause {pause} --stop-file /root/load.stop > /root/load.json 2>&1 < /dev/null &")
 
     def stop(self):
         self.host.check_output("touch /root/load.stop")
@@ -203,3 +206,21 @@ def nginx_files(host):
     """Path -> sha256 of every file under /etc/nginx: what a rejected run must leave as it was."""
     out = host.check_output("find /etc/nginx -type f -exec sha256sum {} +")
     return {path: digest for digest, path in (line.split(None, 1) for line in out.splitlines())}
+
+
+@pytest.fixture
+def workdir():
+    path = pathlib.Path(tempfile.mkdtemp())
+    yield path
+    shutil.rmtree(path)
+
+
+def example_source(workdir, example, module, release, change=None):
+    """A copy of examples/<example> whose RELEASE (in `module`) is `release`;
+    `change` may rewrite that module's text further."""
+    source = workdir / f"{example}-{release}"
+    shutil.copytree(EXAMPLES / example, source, ignore=shutil.ignore_patterns("__pycache__"))
+    code = source / module
+    text = code.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
+    code.write_text(change(text) if change else text)
+    return source

@@ -7,23 +7,19 @@ import asyncio
 import concurrent.futures
 import hashlib
 import http.client
-import pathlib
-import shutil
 import ssl
 import subprocess
-import tempfile
 import time
 
 import pytest
 import websockets
 
-from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, main_pid,
-                      serving)
+from conftest import (assert_no_request_failed, children, converge, converge_under_load, example_source, gixy_problems,
+                      main_pid, serving)
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
 WIKI = {"host": "wiki.test", "scheme": "http"}
-EXAMPLES = pathlib.Path(__file__).resolve().parents[3] / "examples"
 BLOG_TLS = "/etc/nginx/tls/gunicorn-blog"
 
 
@@ -42,17 +38,6 @@ def blog(host):
 
 def releases(host, app="shop"):
     return set(host.check_output(f"ls /srv/{app}/releases").split())
-
-
-def example_source(workdir, example, module, release, change=None):
-    """A copy of examples/<example> whose RELEASE (in `module`) is `release`;
-    `change` may rewrite that module's text further."""
-    source = workdir / f"{example}-{release}"
-    shutil.copytree(EXAMPLES / example, source, ignore=shutil.ignore_patterns("__pycache__"))
-    code = source / module
-    text = code.read_text().replace('RELEASE = "1"', f'RELEASE = "{release}"')
-    code.write_text(change(text) if change else text)
-    return source
 
 
 def shop_source(workdir, release, change=None):
@@ -79,13 +64,6 @@ def wiki(host):
     """The Django example is deployed on Debian 13 only (see molecule.yml)."""
     if "wiki" not in host.ansible.get_variables()["deploy"]:
         pytest.skip("the Django example is deployed on Debian 13 only")
-
-
-@pytest.fixture
-def workdir():
-    path = pathlib.Path(tempfile.mkdtemp())
-    yield path
-    shutil.rmtree(path)
 
 
 def test_two_apps_have_their_own_units_venvs_and_sites(host, address, http):

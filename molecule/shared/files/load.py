@@ -2,7 +2,11 @@
 """Bounded load generator for the Molecule scenarios: runs on the host under
 test against loopback only, so it measures nginx and gunicorn and not Docker.
 
-    load.py URL [--host-header NAME] --connections N --max-seconds S --stop-file PATH
+    load.py URL [--host-header NAME] --connections N --max-seconds S --stop-file PATH [--pause S]
+
+URL may be https (the certificate is not checked: tests judge certificates
+elsewhere). Answers that are JSON with a "host" field (the sample app's
+index) are counted per host: the fleet's tests see which app hosts served.
 
 Each connection sends GET requests one after another on a keep-alive
 connection (a new connection after the server closes one), until the stop
@@ -12,7 +16,8 @@ statuses, errors (connection-level failures) and their first messages, and
 closed at that moment, before any byte of an answer (nginx does so to idle
 connections when it reloads). Like browsers, curl and urllib3 (RFC 9112,
 9.3.1), the generator sends such a GET once more on a new connection; only if
-that fails too is it an error.
+that fails too is it an error. --pause makes each connection wait between requests: a
+steady stream that leaves the CPUs to what is being tested.
 """
 
 import argparse
@@ -20,12 +25,13 @@ import collections
 import http.client
 import json
 import os
+import ssl
 import threading
 import time
 import urllib.parse
 
 
-def worker(url, host_header, deadline, stop_file, statuses, errors, retried, lock):
+def worker(url, host_header, pause, deadline, stop_file, statuses, errors, retried, hosts, lock):
     parts = urllib.parse.urlsplit(url)
     path = parts.path or "/"
     connection, reused = None, False
@@ -33,15 +39,26 @@ def worker(url, host_header, deadline, stop_file, statuses, errors, retried, loc
         answered = False
         try:
             if connection is None:
-                connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+                if parts.scheme == "https":
+                    connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=30,
+                                                             context=ssl._create_unverified_context())
+                else:
+                    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
                 reused = False
             connection.request("GET", path, headers={"Host": host_header or parts.hostname})
             reply = connection.getresponse()
             answered = True
-            reply.read()
+            body = reply.read()
+            try:
+                served_by = json.loads(body).get("host")
+            except (ValueError, AttributeError):
+                served_by = None
             with lock:
                 statuses[reply.status] += 1
+                if isinstance(served_by, str):
+                    hosts[served_by] += 1
             reused = True
+            time.sleep(pause)
             if reply.getheader("Connection", "").lower() == "close":
                 connection.close()
                 connection = None
@@ -66,12 +83,13 @@ def main():
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--max-seconds", type=float, default=120)
     parser.add_argument("--stop-file", default="/tmp/load.stop")
+    parser.add_argument("--pause", type=float, default=0, help="seconds between requests on a connection")
     args = parser.parse_args()
-    statuses, errors, retried, lock = collections.Counter(), [], [], threading.Lock()
+    statuses, errors, retried, hosts, lock = collections.Counter(), [], [], collections.Counter(), threading.Lock()
     deadline = time.monotonic() + args.max_seconds
     started = time.monotonic()
-    threads = [threading.Thread(target=worker, args=(args.url, args.host_header, deadline, args.stop_file, statuses, errors, retried,
-                                                  lock))
+    threads = [threading.Thread(target=worker, args=(args.url, args.host_header, args.pause, deadline, args.stop_file, statuses, errors, retried,
+                                                  hosts, lock))
                for _ in range(args.connections)]
     for thread in threads:
         thread.start()
@@ -84,6 +102,7 @@ def main():
         "errors": len(errors),
         "first_errors": errors[:5],
         "retried": len(retried),
+        "hosts": dict(sorted(hosts.items())),
     }))
 
 

@@ -1,0 +1,160 @@
+"""One load balancer (HTTPS, self-signed) over three app hosts: the fleet of
+playbooks/site.yml, from the collection as ansible-galaxy installs it.
+
+The tests run in file order: each deploy builds on the one before.
+"""
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import testinfra
+
+from conftest import Load, assert_no_request_failed, converge, example_source, http_get, serving
+
+# The tests drive the fleet from the load balancer; app hosts via app_host().
+testinfra_hosts = ["ansible://gun-lb"]
+
+SITE = "shop.test"
+LB = "172.30.57.10"
+APPS = {"gun-app1": "172.30.57.11", "gun-app2": "172.30.57.12", "gun-app3": "172.30.57.13"}
+# The controller on the fleet's network: the client every host sees.
+CLIENT = "172.30.57.1"
+
+
+def fleet_load(lb):
+    """A steady stream (about 400 requests/s) through the load balancer: it
+    leaves the two CPUs to the four hosts, so deploys take their own time."""
+    return Load(lb, "https://127.0.0.1/", host_header=SITE, connections=4, pause=0.01)
+
+
+def app_host(name):
+    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+
+
+def through_lb(path="/", headers=None):
+    return http_get(f"https://{LB}{path}", headers={"Host": SITE, **(headers or {})})
+
+
+def releases_served(requests=30):
+    """App host -> release, from answers through the load balancer (round robin)."""
+    served = {}
+    for _ in range(requests):
+        reply = through_lb()
+        assert reply.status == 200, reply.body
+        served[reply.json()["host"]] = reply.json()["release"]
+    return served
+
+
+def converge_fleet_under_load(lb, extra_vars):
+    """The whole site playbook, as a user runs it, while load runs through the
+    load balancer; returns (rc, output, load counts)."""
+    load = fleet_load(lb)
+    try:
+        time.sleep(2)
+        started = time.monotonic()
+        rc, output = converge("all", extra_vars)
+        print(f"site playbook under load: {time.monotonic() - started:.1f} s")
+        time.sleep(2)
+    finally:
+        counts = load.stop()
+    print(counts)
+    return rc, output, counts
+
+
+def test_the_playbooks_come_from_the_collection_ansible_galaxy_installed():
+    """The environment converge() runs ansible-playbook in (as Molecule's own
+    converge) finds the collection only where the dependency step put it."""
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    listing = subprocess.run(["ansible-galaxy", "collection", "list", "pyweb.gunicorn_uvicorn_nginx", "--format", "json"],
+                             capture_output=True, text=True, check=True)
+    assert list(json.loads(listing.stdout)) == [f"{ephemeral}/collections/ansible_collections"], listing.stdout
+
+
+def test_requests_through_the_load_balancer_reach_every_app_host():
+    assert releases_served() == {name: "1" for name in APPS}
+
+
+def test_only_nginx_listens_on_a_network_address(host):
+    for target in [host] + [app_host(name) for name in APPS]:
+        listeners = target.check_output("ss -Hltnp").splitlines()
+        exposed = [line for line in listeners if not line.split()[3].startswith(("127.", "[::1]", "[::ffff:127."))]
+        assert exposed, listeners
+        assert all('"nginx"' in line for line in exposed), exposed
+        # gunicorn has no TCP socket at all: the app hosts use the unix socket.
+        assert not [line for line in listeners if "gunicorn" in line], listeners
+
+
+def test_app_hosts_believe_forwarded_headers_from_the_load_balancer_only():
+    forged = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    # Through the load balancer: the client's own address and scheme (TLS ends there).
+    seen = through_lb("/headers", forged).json()
+    assert (seen["client"], seen["scheme"]) == (CLIENT, "https"), seen
+    # Straight to an app host: its forged headers are replaced.
+    direct = http_get(f"http://{APPS['gun-app2']}/headers", headers={"Host": SITE, **forged}).json()
+    assert (direct["client"], direct["scheme"]) == (CLIENT, "http"), direct
+    assert direct["headers"]["x-forwarded-for"] == CLIENT
+
+
+def test_load_balancer_site_is_https_and_carries_no_app(host):
+    redirect = host.check_output(f"curl -s -o /dev/null -w '%{{http_code}} %{{redirect_url}}' -H 'Host: {SITE}' http://127.0.0.1/")
+    assert redirect == f"301 https://{SITE}/"
+    assert not host.file("/srv/app").exists
+    assert not host.package("python3-venv").is_installed
+
+
+def test_rolling_deploy_under_load_fails_no_request_and_ends_on_the_new_release(host, workdir):
+    rc, output, counts = converge_fleet_under_load(
+        host, {"gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))})
+    assert rc == 0, output[-3000:]
+    assert_no_request_failed(counts)
+    assert set(counts["hosts"]) == set(APPS), counts
+    assert releases_served() == {name: "2" for name in APPS}
+    # One host per batch, and the role that ran is the installed collection's.
+    assert output.count("PLAY [Roll the release over the serving app hosts") == len(APPS), output[-3000:]
+    assert "pyweb.gunicorn_uvicorn_nginx.gunicorn_uvicorn_nginx : " in output
+
+
+def test_broken_release_stops_at_the_first_host_and_the_fleet_serves_on(host, workdir):
+    before = {name: serving(app_host(name), "app") for name in APPS}
+    broken = example_source(workdir, "asgi-app", "main.py", "broken", lambda text: text + "\ndef broken(:\n")
+    rc, output, counts = converge_fleet_under_load(host, {"gunicorn_app_src": str(broken)})
+    assert rc != 0
+    assert "SyntaxError" in output, output[-3000:]
+    assert_no_request_failed(counts)
+    # The canary (first batch) refused it; no later batch started.
+    assert output.count("PLAY [Roll the release over the serving app hosts") == 1, output[-3000:]
+    assert "fatal: [gun-app1]" in output
+    assert {name: serving(app_host(name), "app") for name in APPS} == before
+    assert releases_served() == {name: "2" for name in APPS}
+
+
+def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
+    load = fleet_load(host)
+    try:
+        time.sleep(3)
+        # A clean shutdown, as for maintenance: systemd stops nginx and gunicorn.
+        subprocess.run(["docker", "exec", "gun-app2", "systemctl", "poweroff"], check=False)
+        subprocess.run(["docker", "wait", "gun-app2"], check=True, capture_output=True, timeout=120)
+        time.sleep(5)
+    finally:
+        counts = load.stop()
+    print(f"gun-app2 shut down under load: {counts}")
+    assert_no_request_failed(counts)
+    assert releases_served() == {"gun-app1": "2", "gun-app3": "2"}
+
+    # Back up: its units start at boot, and the load balancer takes it back
+    # once its fail_timeout has passed.
+    subprocess.run(["docker", "start", "gun-app2"], check=True, capture_output=True)
+    deadline = time.monotonic() + 90
+    while "gun-app2" not in releases_served(9) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert releases_served() == {name: "2" for name in APPS}
+    # And a re-run of the same release finds nothing to change.
+    rc, output = converge("all", {"gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))})
+    assert rc == 0, output[-3000:]
+    recap = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    changed = re.findall(r"^(gun-\S+) +: ok=\d+ +changed=(\d+)", recap, re.MULTILINE)
+    assert sorted(changed) == sorted((name, "0") for name in ["gun-lb", *APPS]), output[-3000:]
