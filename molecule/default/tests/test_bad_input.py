@@ -41,6 +41,9 @@ CASES = [
     ("nginx_client_max_body_size", "lots"),
     ("nginx_tls_certificate", "/nonexistent/certificate.pem"),
     ("nginx_tls_port", 80),
+    ("nginx_lb_trusted_proxies", ["lb1.example.com"]),
+    ("nginx_lb_connect_timeout", 0),
+    ("gunicorn_lb_group", "app"),
 ]
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
 

@@ -103,7 +103,9 @@ def test_app_answers_through_nginx(host, role_vars, address, http, live):
 
 
 def test_nginx_forwards_client_headers(host, role_vars, address, http):
-    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/headers", headers={"Host": "shop.test"})
+    # Forwarded headers a client makes up itself are replaced, not passed on.
+    forged = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/headers", headers={"Host": "shop.test", **forged})
     seen = reply.json()["headers"]
     assert seen["host"] == "shop.test"
     assert seen["x-forwarded-proto"] == "http"
