@@ -158,3 +158,23 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
     recap = re.sub(r"\x1b\[[0-9;]*m", "", output)
     changed = re.findall(r"^(gun-\S+) +: ok=\d+ +changed=(\d+)", recap, re.MULTILINE)
     assert sorted(changed) == sorted((name, "0") for name in ["gun-lb", *APPS]), output[-3000:]
+
+
+def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
+    """Two hosts per batch; the release fails to import on gun-app1 only:
+    gun-app2 (same batch) finishes its deploy, gun-app3 (next batch) is never
+    touched."""
+    before = {name: serving(app_host(name), "app") for name in APPS}
+    source = example_source(workdir, "asgi-app", "main.py", "3", lambda text: text.replace(
+        "import socket\n", "import socket\n\nif socket.gethostname() == \"gun-app1\":\n    raise RuntimeError(\"broken on gun-app1\")\n"))
+    rc, output, counts = converge_fleet_under_load(host, {"gunicorn_app_src": str(source), "gunicorn_serial": 2})
+    assert rc != 0
+    assert "broken on gun-app1" in output, output[-3000:]
+    assert_no_request_failed(counts)
+    # The second batch started only to stop, naming the host that failed.
+    assert output.count("PLAY [Roll the release over the serving app hosts") == 2, output[-3000:]
+    assert "Not deploying gun-app3: the run failed on gun-app1" in output, output[-3000:]
+    assert serving(app_host("gun-app1"), "app") == before["gun-app1"]
+    assert serving(app_host("gun-app3"), "app") == before["gun-app3"]
+    assert releases_served() == {"gun-app1": "2", "gun-app2": "3", "gun-app3": "2"}
+

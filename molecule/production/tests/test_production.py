@@ -14,8 +14,8 @@ import time
 import pytest
 import websockets
 
-from conftest import (assert_no_request_failed, children, converge, converge_under_load, example_source, gixy_problems,
-                      main_pid, serving)
+from conftest import (EXAMPLES, assert_no_request_failed, children, converge, converge_under_load, example_source,
+                      gixy_problems, main_pid, serving)
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
