@@ -13,7 +13,6 @@ from one app host against its own nginx measures a single host. Writes
 docs/benchmarks-fleet.md.
 """
 
-import argparse
 import datetime
 import glob
 import os
@@ -24,15 +23,11 @@ import subprocess
 import sys
 import time
 
-from run import parse_wrk
+from run import arguments, log, parse_wrk
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SCENARIO = ["--scenario-name", "fleet"]
 GOAL_CONVERGE_RATIO = 2.0
-
-
-def log(message):
-    print(f"==> {message}", file=sys.stderr, flush=True)
 
 
 def molecule(*args):
@@ -84,14 +79,7 @@ def wrk(container, url, seconds, connections, threads):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--keep", action="store_true", help="leave the fleet running")
-    parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks-fleet.md goes")
-    args = parser.parse_args([a for a in sys.argv[1:] if a != "--fleet"])
+    args = arguments(__doc__, 3, "the fleet", "benchmarks-fleet.md", [a for a in sys.argv[1:] if a != "--fleet"])
 
     fresh_fleet()
     log("Timing the first converge of one app host (gun-app1, Debian 12) alone")

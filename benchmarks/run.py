@@ -193,15 +193,20 @@ def chart(rows, path):
     fig.savefig(path)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+def arguments(doc, rounds, kept, written, argv=None):
+    """The options of scripts/bench, shared by this benchmark and benchmarks/fleet.py."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=rounds)
     parser.add_argument("--seconds", type=int, default=6, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--keep", action="store_true", help="leave the container running")
-    parser.add_argument("--out", default=str(ROOT / "docs"), help="where benchmarks.md and .png go")
-    args = parser.parse_args()
+    parser.add_argument("--keep", action="store_true", help=f"leave {kept} running")
+    parser.add_argument("--out", default=str(ROOT / "docs"), help=f"where {written} go")
+    return parser.parse_args(argv)
+
+
+def main():
+    args = arguments(__doc__, 5, "the container", "benchmarks.md and .png")
     began = time.monotonic()
 
     log(f"Starting a fresh Debian 13 container ({NAME})")
