@@ -1,0 +1,144 @@
+"""Automatic HTTPS from a real ACME server (pebble on each host, prepare.yml).
+
+Requests go from inside the host to nginx by the site's names (which
+/etc/hosts points at 127.0.0.1), so that curl checks the certificate the way
+a browser would: for the name, up to a trust anchor it is given.
+The tests run in file order: the last ones change the host.
+"""
+
+import re
+import time
+
+import pytest
+
+from conftest import converge, main_pid
+
+NAMES = ["acme.test", "www.acme.test"]
+LINEAGE = "gunicorn-app"
+LIVE = f"/etc/letsencrypt/live/{LINEAGE}"
+ARCHIVE = f"/etc/letsencrypt/archive/{LINEAGE}"
+PEBBLE_CA = "/etc/pebble-test/ca.pem"
+WEBROOT = "/var/lib/gunicorn-acme"
+
+
+@pytest.fixture(scope="module")
+def pebble_root(host):
+    """The root pebble signs with (it makes a new one each time it starts)."""
+    host.check_output(f"curl -sf --cacert {PEBBLE_CA} https://localhost:15000/roots/0 -o /root/pebble-root.pem")
+    return "/root/pebble-root.pem"
+
+
+def served_serial(host, name="acme.test"):
+    return host.check_output(
+        f"openssl s_client -connect 127.0.0.1:443 -servername {name} </dev/null 2>/dev/null"
+        " | openssl x509 -noout -serial")
+
+
+def certificates(host):
+    """Certificates certbot has put in the lineage's archive: cert1.pem, ..."""
+    return [f for f in host.check_output(f"ls {ARCHIVE}").split() if f.startswith("cert")]
+
+
+def test_https_certificate_chains_to_pebble_root_for_each_name(host, pebble_root):
+    for name in NAMES:
+        out = host.check_output(
+            f"curl -sS --cacert {pebble_root} -o /dev/null -w '%{{http_code}} %{{http_version}}' https://{name}/")
+        assert out == "200 2", (name, out)
+    # The same request fails against another trust anchor: curl really checks.
+    wrong = host.run(f"curl -sS --cacert {PEBBLE_CA} -o /dev/null https://acme.test/")
+    assert wrong.rc == 60, wrong.stderr
+
+
+def test_served_certificate_is_the_lineage_and_names_the_site(host):
+    live = host.check_output(f"openssl x509 -noout -serial -in {LIVE}/cert.pem")
+    assert served_serial(host) == live
+    sans = host.check_output(f"openssl x509 -noout -ext subjectAltName -in {LIVE}/cert.pem")
+    assert sorted(re.findall(r"DNS:([^,\s]+)", sans)) == sorted(NAMES)
+    assert "Pebble" in host.check_output(f"openssl x509 -noout -issuer -in {LIVE}/cert.pem")
+
+
+def test_converge_and_idempotence_issued_one_certificate(host):
+    # The first run ordered; the idempotence run (and any re-run) must not.
+    assert certificates(host) == ["cert1.pem"]
+
+
+def test_http_redirects_to_https_but_challenges_answer_over_http(host):
+    host.check_output(f"mkdir -p {WEBROOT}/.well-known/acme-challenge")
+    host.check_output(f"echo token-content > {WEBROOT}/.well-known/acme-challenge/probe-token")
+    try:
+        out = host.check_output(
+            "curl -sS -w ' %{http_code}' http://acme.test/.well-known/acme-challenge/probe-token")
+        assert out == "token-content\n 200"
+        missing = host.check_output(
+            "curl -sS -o /dev/null -w '%{http_code}' http://acme.test/.well-known/acme-challenge/none")
+        assert missing == "404"
+    finally:
+        host.check_output(f"rm -f {WEBROOT}/.well-known/acme-challenge/probe-token")
+    for name in NAMES:
+        out = host.check_output(
+            f"curl -sS -o /dev/null -w '%{{http_code}} %{{redirect_url}}' http://{name}/some/path?q=1")
+        assert out == "301 https://acme.test/some/path?q=1", (name, out)
+
+
+def test_private_key_is_root_only(host):
+    key = host.file(f"{LIVE}/privkey.pem")
+    assert key.is_symlink
+    target = host.file(key.linked_to)
+    assert (target.user, target.group, target.mode) == ("root", "root", 0o600)
+    for top in ("/etc/letsencrypt/archive", "/etc/letsencrypt/live"):
+        directory = host.file(top)
+        assert (directory.user, directory.mode) == ("root", 0o700), top
+
+
+def test_renewal_is_configured(host):
+    conf = host.file(f"/etc/letsencrypt/renewal/{LINEAGE}.conf").content_string
+    assert "renew_before_expiry = 30 days" in conf
+    assert "server = https://localhost:14000/dir" in conf
+    assert "authenticator = webroot" in conf
+    timer = host.service("certbot.timer")
+    assert timer.is_enabled and timer.is_running
+    env = host.check_output("systemctl show --property Environment --value certbot.service")
+    assert f"REQUESTS_CA_BUNDLE={PEBBLE_CA}" in env
+    hook = host.file("/etc/letsencrypt/renewal-hooks/deploy/gunicorn-uvicorn-nginx")
+    assert hook.user == "root" and hook.mode == 0o755
+
+
+def test_failed_order_fails_with_the_ca_error_and_keeps_serving(host, pebble_root):
+    before = served_serial(host)
+    rc, out = converge(host.backend.get_hostname(),
+                       {"nginx_server_name": "acme.test www.acme.test nope.test"})
+    assert rc != 0, out
+    assert "certbot could not get a certificate for acme.test, www.acme.test, nope.test" in out
+    # pebble's own words: it could not resolve the new name.
+    assert re.search(r"nope\.test.*(no such host|NXDOMAIN|resolv)", out), out
+    assert served_serial(host) == before
+    ok = host.check_output(f"curl -sS --cacert {pebble_root} -o /dev/null -w '%{{http_code}}' https://acme.test/")
+    assert ok == "200"
+    assert certificates(host) == ["cert1.pem"]
+    # The next test's run puts the names back.
+
+
+def test_timer_renews_and_nginx_serves_the_new_certificate_without_restart(host, pebble_root):
+    # Renewal due at once: pebble's certificates last five years.
+    rc, out = converge(host.backend.get_hostname(), {"nginx_acme_renew_days": 3650})
+    assert rc == 0, out
+    conf = host.file(f"/etc/letsencrypt/renewal/{LINEAGE}.conf").content_string
+    assert "renew_before_expiry = 3650 days" in conf
+    # The role itself never replaces a valid certificate.
+    assert certificates(host) == ["cert1.pem"]
+    before = served_serial(host)
+    nginx = main_pid(host, "nginx.service")
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.check_output("systemctl start certbot.service")
+    assert certificates(host) == ["cert1.pem", "cert2.pem"]
+    for _ in range(20):
+        if served_serial(host) != before:
+            break
+        time.sleep(0.5)
+    new = host.check_output(f"openssl x509 -noout -serial -in {ARCHIVE}/cert2.pem")
+    assert served_serial(host) == new != before
+    assert main_pid(host, "nginx.service") == nginx
+    out = host.check_output(f"curl -sS --cacert {pebble_root} -o /dev/null -w '%{{http_code}}' https://acme.test/")
+    assert out == "200"
+    journal = host.check_output(f"journalctl --no-pager --since '{since}' -t certbot-deploy-hook")
+    assert f"renewed {LIVE}" in journal and "nginx reloaded" in journal
