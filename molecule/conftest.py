@@ -11,6 +11,7 @@ import base64
 import json
 import os
 import pathlib
+import re
 import shutil
 import ssl
 import subprocess
@@ -142,6 +143,60 @@ def converge(hostname, extra_vars, diff=False, options=()):
          "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)],
         env=env, capture_output=True, text=True, check=False)
     return result.returncode, result.stdout + result.stderr
+
+
+PEBBLE_CA = "/etc/pebble-test/ca.pem"
+
+
+def pebble_root(host):
+    """Where on the host the root of its pebble (molecule/shared/pebble.yml)
+    now is: pebble makes a new one each time it starts."""
+    host.check_output(f"curl -sf --cacert {PEBBLE_CA} https://localhost:15000/roots/0 -o /root/pebble-root.pem")
+    return "/root/pebble-root.pem"
+
+
+def served_certificate(host, name, field="-serial"):
+    """A field (openssl x509 option) of the certificate nginx on the host
+    serves for this name."""
+    return host.check_output(
+        f"openssl s_client -connect 127.0.0.1:443 -servername {name} </dev/null 2>/dev/null"
+        f" | openssl x509 -noout {field}")
+
+
+def assert_timer_renews_without_restart(host, name):
+    """Starting certbot's timer service renews the (due) certificate, nginx
+    serves the new one under the same master process, and the role's deploy
+    hook wrote its line to the journal. Returns the new certificate's serial."""
+    before = served_certificate(host, name)
+    nginx = main_pid(host, "nginx.service")
+    since = host.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    host.check_output("systemctl start certbot.service")
+    for _ in range(20):
+        after = served_certificate(host, name)
+        if after != before:
+            break
+        time.sleep(0.5)
+    assert after != before
+    assert main_pid(host, "nginx.service") == nginx
+    journal = host.check_output(f"journalctl --no-pager --since '{since}' -t certbot-deploy-hook")
+    assert "nginx reloaded" in journal, journal
+    return after
+
+
+VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
+
+
+def assert_fails_in_validation(host, variable, value):
+    """A run with one invalid value (-e) stops in one of the two validation
+    tasks, before any task that can touch the host, names the variable and
+    changes nothing."""
+    rc, output = converge(host.backend.get_hostname(), {variable: value})
+    assert rc != 0, output
+    tasks = re.findall(r"^TASK \[([^\]]*)\]", output, re.MULTILINE)
+    assert any(name in tasks[-1] for name in VALIDATION_TASKS), tasks
+    assert not re.search(r"^changed:", output, re.MULTILINE)
+    error = output[output.rindex("TASK ["):]
+    assert variable in error
 
 
 class Load:

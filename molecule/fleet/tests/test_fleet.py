@@ -1,5 +1,6 @@
-"""One load balancer (HTTPS, self-signed) over three app hosts: the fleet of
-playbooks/site.yml, from the collection as ansible-galaxy installs it.
+"""One load balancer (HTTPS, self-signed, at the end from an ACME server) over
+three app hosts: the fleet of playbooks/site.yml, from the collection as
+ansible-galaxy installs it.
 
 The tests run in file order: each deploy builds on the one before.
 """
@@ -12,7 +13,8 @@ import time
 
 import testinfra
 
-from conftest import Load, assert_no_request_failed, converge, example_source, http_get, serving
+from conftest import (Load, assert_no_request_failed, assert_timer_renews_without_restart, converge, example_source,
+                      http_get, pebble_root, served_certificate, serving)
 
 # The tests drive the fleet from the load balancer; app hosts via app_host().
 testinfra_hosts = ["ansible://gun-lb"]
@@ -48,14 +50,14 @@ def releases_served(requests=30):
     return served
 
 
-def converge_fleet_under_load(lb, extra_vars):
-    """The whole site playbook, as a user runs it, while load runs through the
-    load balancer; returns (rc, output, load counts)."""
+def converge_fleet_under_load(lb, extra_vars, limit="all"):
+    """The site playbook, as a user runs it (on the hosts of `limit`), while
+    load runs through the load balancer; returns (rc, output, load counts)."""
     load = fleet_load(lb)
     try:
         time.sleep(2)
         started = time.monotonic()
-        rc, output = converge("all", extra_vars)
+        rc, output = converge(limit, extra_vars)
         print(f"site playbook under load: {time.monotonic() - started:.1f} s")
         time.sleep(2)
     finally:
@@ -178,3 +180,20 @@ def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
     assert serving(app_host("gun-app3"), "app") == before["gun-app3"]
     assert releases_served() == {"gun-app1": "2", "gun-app2": "3", "gun-app3": "2"}
 
+
+def test_load_balancer_turns_to_acme_under_load_and_certbot_renews_there(host):
+    """nginx_acme on the load balancer, whose prepare step runs an ACME server
+    (molecule/shared/pebble.yml): the certificate lives there, HTTPS answers
+    with the self-signed certificate until certbot's is served, and certbot's
+    timer renews it there."""
+    rc, output, counts = converge_fleet_under_load(host, {"lb_acme": True}, limit="gun-lb")
+    assert rc == 0, output[-3000:]
+    assert_no_request_failed(counts)
+    root = pebble_root(host)
+    out = host.check_output(f"curl -sS --cacert {root} -o /dev/null -w '%{{http_code}}' https://{SITE}/")
+    assert out == "200"
+    assert "Pebble" in served_certificate(host, SITE, "-issuer")
+    # Due at once (pebble's certificates last five years).
+    host.check_output("sed -i 's/^renew_before_expiry = .*/renew_before_expiry = 3650 days/' "
+                      "/etc/letsencrypt/renewal/gunicorn-app.conf")
+    assert_timer_renews_without_restart(host, SITE)
