@@ -7,12 +7,11 @@ The tests run in file order: the last ones change the host.
 """
 
 import re
-import time
 
 import pytest
 
-from conftest import (PEBBLE_CA, Load, assert_fails_in_validation, assert_no_request_failed,
-                      assert_timer_renews_without_restart, converge, pebble_root, served_certificate)
+from conftest import (PEBBLE_CA, assert_fails_in_validation, assert_timer_renews_without_restart, converge, pebble_root,
+                      served_certificate)
 
 NAMES = ["acme.test", "www.acme.test"]
 LINEAGE = "gunicorn-app"
@@ -141,31 +140,3 @@ def test_timer_renews_and_nginx_serves_the_new_certificate_without_restart(host,
     out = host.check_output(f"curl -sS --cacert {root} -o /dev/null -w '%{{http_code}}' https://acme.test/")
     assert out == "200"
 
-
-def served_issuer(host):
-    return served_certificate(host, "acme.test", "-issuer")
-
-
-def test_moving_a_self_signed_site_to_acme_keeps_https_answering(host, root):
-    """A site on a certificate of its own turns nginx_acme on: HTTPS answers
-    with the old certificate until certbot's arrives, then with certbot's."""
-    if host.backend.get_hostname() != "gun-debian13":
-        pytest.skip("shown on one host: it takes two runs")
-    name = host.backend.get_hostname()
-    host.check_output(f"certbot delete --non-interactive --cert-name {LINEAGE}")
-    rc, out = converge(name, {"nginx_acme": False, "nginx_tls_self_signed": True})
-    assert rc == 0, out
-    assert "self-signed CA" in served_issuer(host)
-    load = Load(host, "https://127.0.0.1/", host_header="acme.test")
-    try:
-        time.sleep(2)
-        rc, out = converge(name, {})
-        time.sleep(2)
-    finally:
-        counts = load.stop()
-    assert rc == 0, out
-    assert_no_request_failed(counts)
-    assert "Pebble" in served_issuer(host)
-    ok = host.check_output(f"curl -sS --cacert {root} -o /dev/null -w '%{{http_code}}' https://acme.test/")
-    assert ok == "200"
-    assert not host.file("/etc/nginx/tls/gunicorn-app").exists

@@ -193,6 +193,8 @@ def test_load_balancer_turns_to_acme_under_load_and_certbot_renews_there(host):
     out = host.check_output(f"curl -sS --cacert {root} -o /dev/null -w '%{{http_code}}' https://{SITE}/")
     assert out == "200"
     assert "Pebble" in served_certificate(host, SITE, "-issuer")
+    # The copies of the self-signed certificate the role had made are gone.
+    assert not host.file("/etc/nginx/tls/gunicorn-app").exists
     # Due at once (pebble's certificates last five years).
     host.check_output("sed -i 's/^renew_before_expiry = .*/renew_before_expiry = 3650 days/' "
                       "/etc/letsencrypt/renewal/gunicorn-app.conf")
