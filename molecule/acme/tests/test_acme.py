@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from conftest import (PEBBLE_CA, assert_fails_in_validation, assert_timer_renews_without_restart, converge, pebble_root,
-                      served_certificate)
+from conftest import (PEBBLE_CA, assert_fails_in_validation, assert_timer_renews_without_restart, converge, only_on,
+                      pebble_root, served_certificate)
 
 NAMES = ["acme.test", "www.acme.test"]
 LINEAGE = "gunicorn-app"
@@ -100,8 +100,7 @@ def test_renewal_is_configured(host):
 
 
 def test_check_mode_with_the_certificate_in_place_changes_nothing(host):
-    if host.backend.get_hostname() != "gun-debian12":
-        pytest.skip("shown on one host")
+    only_on(host, "gun-debian12")
     rc, out = converge(host.backend.get_hostname(), {}, options=["--check", "--diff"])
     assert rc == 0, out
     assert re.search(r"gun-debian12 +: ok=\d+ +changed=0 ", re.sub(r"\x1b\[[0-9;]*m", "", out)), out[-3000:]
@@ -116,8 +115,7 @@ def test_check_mode_with_the_certificate_in_place_changes_nothing(host):
     ("nginx_acme_ca_bundle", "/etc/my ca.pem"),
 ])
 def test_invalid_acme_value_fails_in_validation(host, variable, value):
-    if host.backend.get_hostname() != "gun-debian13":
-        pytest.skip("validation does not depend on the platform")
+    only_on(host, "gun-debian13")
     assert_fails_in_validation(host, variable, value)
 
 
@@ -153,8 +151,7 @@ def test_timer_renews_and_nginx_serves_the_new_certificate_without_restart(host,
 
 
 def test_removal_deletes_the_certificate_and_the_timer_setting(host):
-    if host.backend.get_hostname() != "gun-debian13":
-        pytest.skip("shown on one host")
+    only_on(host, "gun-debian13")
     rc, out = converge(host.backend.get_hostname(), {"gunicorn_state": "absent"})
     assert rc == 0, out
     for path in (LIVE, ARCHIVE, f"/etc/letsencrypt/renewal/{LINEAGE}.conf",

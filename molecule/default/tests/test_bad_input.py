@@ -8,7 +8,7 @@ and change nothing; the tests of test_default.py then still hold.
 
 import pytest
 
-from conftest import assert_fails_in_validation
+from conftest import assert_fails_in_validation, only_on
 
 CASES = [
     ("gunicorn_workers", "many"),
@@ -47,6 +47,5 @@ CASES = [
 
 @pytest.mark.parametrize(("variable", "value"), CASES)
 def test_invalid_value_fails_in_validation_naming_the_variable(host, variable, value):
-    if host.backend.get_hostname() != "gun-debian13":
-        pytest.skip("validation does not depend on the platform")
+    only_on(host, "gun-debian13")
     assert_fails_in_validation(host, variable, value)

@@ -10,7 +10,7 @@ import pytest
 import websockets
 
 from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, main_pid,
-                      nginx_files, process_user)
+                      nginx_files, only_on, process_user)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -258,6 +258,7 @@ def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, ad
 
 
 def test_changed_secret_reaches_the_app_and_never_the_output(host, role_vars, address, http):
+    only_on(host, "gun-debian12")
     hostname = host.backend.get_hostname()
     new = {**role_vars["gunicorn_env"], "APP_SECRET": "rotated-Secret-4711"}
     try:
@@ -346,8 +347,10 @@ def test_gixy_finds_no_problem_in_the_nginx_configuration(host):
     assert gixy_problems(host) == []
 
 
-@pytest.mark.parametrize("kind", ["nginx_snippets", "nginx_server_snippets"])
-def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, address, http, kind):
+@pytest.mark.parametrize(("kind", "hostname"), [("nginx_snippets", "gun-debian12"),
+                                               ("nginx_server_snippets", "gun-debian13")])
+def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, address, http, kind, hostname):
+    only_on(host, hostname)
     before = nginx_files(host)
     # One broken snippet, one new good one, and every current one of that kind
     # unlisted (so removed by the run): all of it must be undone.
@@ -363,6 +366,7 @@ def test_broken_snippet_fails_the_run_and_the_previous_files_keep_serving(host, 
 
 
 def test_removed_and_unlisted_snippets_go_and_others_files_stay(host, role_vars, address, http):
+    only_on(host, "gun-debian13")
     hostname = host.backend.get_hostname()
     host.check_output("echo '# written by hand' > /etc/nginx/conf.d/by-hand.conf")
     try:

@@ -15,7 +15,7 @@ import pytest
 import websockets
 
 from conftest import (EXAMPLES, assert_no_request_failed, children, converge, converge_under_load, example_source,
-                      gixy_problems, main_pid, serving)
+                      gixy_problems, main_pid, only_on, serving)
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
@@ -147,13 +147,6 @@ def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, addr
     assert host.check_output("cat /srv/shop/history").split() == [before["release"], after["release"]]
     # The app's data is the same data.
     assert host.file("/var/lib/gunicorn-shop/data/visits").content_string == visits
-
-
-# Checks of the role's own logic, which does not differ between Debian 12 and
-# 13, run on one host each: the suite has a time budget (README, Tests).
-def only_on(host, hostname):
-    if host.backend.get_hostname() != hostname:
-        pytest.skip(f"run on {hostname} only: the role's logic is the same on both")
 
 
 @pytest.mark.parametrize(("fault", "hostname"), [("import", "gun-debian12"), ("health", "gun-debian13")])
