@@ -8,6 +8,7 @@ from the role's own tasks.
 """
 
 import base64
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -193,11 +194,18 @@ def assert_timer_renews_without_restart(host, name):
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
 
 
-def assert_fails_in_validation(host, variable, value):
-    """A run with one invalid value (-e) stops in one of the two validation
-    tasks, before any task that can touch the host, names the variable and
-    changes nothing."""
-    rc, output = converge(host.backend.get_hostname(), {variable: value})
+def invalid_value_runs(host, cases):
+    """converge() once per (variable, value) case, with that one value (-e),
+    two runs at a time (they stop before touching the host, so they cannot
+    meet); returns [(return code, output)] in the order of the cases."""
+    hostname = host.backend.get_hostname()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        return list(pool.map(lambda case: converge(hostname, {case[0]: case[1]}), cases))
+
+
+def assert_failed_in_validation(variable, rc, output):
+    """The run stopped in one of the two validation tasks, before any task
+    that can touch the host, named the variable and changed nothing."""
     assert rc != 0, output
     tasks = re.findall(r"^TASK \[([^\]]*)\]", output, re.MULTILINE)
     assert any(name in tasks[-1] for name in VALIDATION_TASKS), tasks

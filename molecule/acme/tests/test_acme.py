@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from conftest import (PEBBLE_CA, assert_fails_in_validation, assert_timer_renews_without_restart, converge, only_on,
-                      pebble_root, served_certificate)
+from conftest import (PEBBLE_CA, assert_failed_in_validation, assert_timer_renews_without_restart, converge,
+                      invalid_value_runs, only_on, pebble_root, served_certificate)
 
 NAMES = ["acme.test", "www.acme.test"]
 LINEAGE = "gunicorn-app"
@@ -106,17 +106,25 @@ def test_check_mode_with_the_certificate_in_place_changes_nothing(host):
     assert re.search(r"gun-debian12 +: ok=\d+ +changed=0 ", re.sub(r"\x1b\[[0-9;]*m", "", out)), out[-3000:]
 
 
-@pytest.mark.parametrize(("variable", "value"), [
+INVALID = [
     ("nginx_server_name", "_"),
     ("nginx_server_name", "*.acme.test"),
     ("nginx_tls_self_signed", True),
     ("nginx_acme_renew_days", 0),
     ("nginx_acme_directory", "letsencrypt"),
     ("nginx_acme_ca_bundle", "/etc/my ca.pem"),
-])
-def test_invalid_acme_value_fails_in_validation(host, variable, value):
+]
+
+
+@pytest.fixture(scope="module")
+def invalid_runs(host):
     only_on(host, "gun-debian13")
-    assert_fails_in_validation(host, variable, value)
+    return invalid_value_runs(host, INVALID)
+
+
+@pytest.mark.parametrize("index", range(len(INVALID)), ids=[f"{name}={value!r}" for name, value in INVALID])
+def test_invalid_acme_value_fails_in_validation(invalid_runs, index):
+    assert_failed_in_validation(INVALID[index][0], *invalid_runs[index])
 
 
 def test_failed_order_fails_with_the_ca_error_and_keeps_serving(host, root):

@@ -1,14 +1,15 @@
 """Invalid variables stop the run in the role's validation, naming the variable.
 
 Each case re-runs the converge playbook with one invalid value passed with -e
-(on one platform: validation does not depend on the host). The run must fail
+(on one platform: validation does not depend on the host; two runs at a time,
+before the tests look at them). The run must fail
 in one of the two validation tasks, before any task that can touch the host,
 and change nothing; the tests of test_default.py then still hold.
 """
 
 import pytest
 
-from conftest import assert_fails_in_validation, only_on
+from conftest import assert_failed_in_validation, invalid_value_runs, only_on
 
 CASES = [
     ("gunicorn_workers", "many"),
@@ -45,7 +46,12 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("variable", "value"), CASES)
-def test_invalid_value_fails_in_validation_naming_the_variable(host, variable, value):
+@pytest.fixture(scope="module")
+def runs(host):
     only_on(host, "gun-debian13")
-    assert_fails_in_validation(host, variable, value)
+    return invalid_value_runs(host, CASES)
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{name}={value!r}" for name, value in CASES])
+def test_invalid_value_fails_in_validation_naming_the_variable(runs, index):
+    assert_failed_in_validation(CASES[index][0], *runs[index])
