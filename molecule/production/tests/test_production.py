@@ -176,6 +176,7 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
 
 
 def test_rollback_under_load_serves_the_previous_release(host, address, http):
+    only_on(host, "gun-debian13")
     before = shop(host)
     previous = host.check_output("cat /srv/shop/history").split()[-2]
     rc, output, result, seconds = converge_under_load(host, {"deploy": ["shop"], "shop_entry": "rollback"},
@@ -394,6 +395,7 @@ def test_websocket_outlives_the_proxy_timeout_of_plain_requests(address):
 
 
 def test_certificate_from_the_controller_is_served_and_its_key_never_printed(host, address, tmp_path):
+    only_on(host, "gun-debian13")
     hostname = host.backend.get_hostname()
     certificate, key = tmp_path / "blog.crt", tmp_path / "blog.key"
     subprocess.run(
