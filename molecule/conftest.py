@@ -194,13 +194,27 @@ def assert_timer_renews_without_restart(host, name):
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
 
 
-def invalid_value_runs(host, cases):
-    """converge() once per (variable, value) case, with that one value (-e),
-    two runs at a time (they stop before touching the host, so they cannot
-    meet); returns [(return code, output)] in the order of the cases."""
-    hostname = host.backend.get_hostname()
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        return list(pool.map(lambda case: converge(hostname, {case[0]: case[1]}), cases))
+def invalid_value_tests(cases, hostname):
+    """For a test module: the module fixture `invalid_runs`, which runs
+    converge() once per (variable, value) case with that one value (-e) on
+    one host (validation does not depend on the Debian release), two runs at
+    a time (they stop before touching the host, so they cannot meet), and the
+    test, one per case, that its run stopped in validation naming the variable.
+
+        invalid_runs, test_invalid_value_fails_in_validation = invalid_value_tests(CASES, "gun-debian13")
+    """
+
+    @pytest.fixture(scope="module", name="invalid_runs")
+    def runs(host):
+        only_on(host, hostname)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            return list(pool.map(lambda case: converge(hostname, {case[0]: case[1]}), cases))
+
+    @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{name}={value!r}" for name, value in cases])
+    def test(invalid_runs, index):
+        assert_failed_in_validation(cases[index][0], *invalid_runs[index])
+
+    return runs, test
 
 
 def assert_failed_in_validation(variable, rc, output):

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from conftest import (PEBBLE_CA, assert_failed_in_validation, assert_timer_renews_without_restart, converge,
-                      invalid_value_runs, only_on, pebble_root, served_certificate)
+from conftest import (PEBBLE_CA, assert_timer_renews_without_restart, converge, invalid_value_tests, only_on,
+                      pebble_root, served_certificate)
 
 NAMES = ["acme.test", "www.acme.test"]
 LINEAGE = "gunicorn-app"
@@ -115,16 +115,7 @@ INVALID = [
     ("nginx_acme_ca_bundle", "/etc/my ca.pem"),
 ]
 
-
-@pytest.fixture(scope="module")
-def invalid_runs(host):
-    only_on(host, "gun-debian13")
-    return invalid_value_runs(host, INVALID)
-
-
-@pytest.mark.parametrize("index", range(len(INVALID)), ids=[f"{name}={value!r}" for name, value in INVALID])
-def test_invalid_acme_value_fails_in_validation(invalid_runs, index):
-    assert_failed_in_validation(INVALID[index][0], *invalid_runs[index])
+invalid_runs, test_invalid_acme_value_fails_in_validation = invalid_value_tests(INVALID, "gun-debian13")
 
 
 def test_failed_order_fails_with_the_ca_error_and_keeps_serving(host, root):

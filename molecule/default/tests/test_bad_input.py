@@ -7,9 +7,7 @@ in one of the two validation tasks, before any task that can touch the host,
 and change nothing; the tests of test_default.py then still hold.
 """
 
-import pytest
-
-from conftest import assert_failed_in_validation, invalid_value_runs, only_on
+from conftest import invalid_value_tests
 
 CASES = [
     ("gunicorn_workers", "many"),
@@ -46,12 +44,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def runs(host):
-    only_on(host, "gun-debian13")
-    return invalid_value_runs(host, CASES)
-
-
-@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{name}={value!r}" for name, value in CASES])
-def test_invalid_value_fails_in_validation_naming_the_variable(runs, index):
-    assert_failed_in_validation(CASES[index][0], *runs[index])
+invalid_runs, test_invalid_value_fails_in_validation_naming_the_variable = invalid_value_tests(CASES, "gun-debian13")
