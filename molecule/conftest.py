@@ -30,6 +30,28 @@ EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main.yml"
 
 
+# What the tests use to look around on a host. The images are as bare as a
+# minimal Debian (scripts/lib.sh), so these come only now, after the role's
+# first converge and idempotence ran without them.
+TEST_TOOLS = {"curl": "curl", "ss": "iproute2", "ps": "procps", "openssl": "openssl"}
+
+
+def ensure_test_tools(host):
+    """Install the tests' own tools on the host, once."""
+    missing = [package for command, package in TEST_TOOLS.items()
+               if host.run(f"command -v {command}").rc != 0]
+    if missing:
+        install = f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {' '.join(missing)}"
+        if host.run(install).rc != 0:
+            host.check_output(f"apt-get update -q && {install}")
+    return host
+
+
+@pytest.fixture(scope="module", autouse=True)
+def host_test_tools(host):
+    ensure_test_tools(host)
+
+
 @pytest.fixture(scope="module")
 def role_vars(host):
     """The role's defaults with the scenario's variables for this host on top.
@@ -39,6 +61,13 @@ def role_vars(host):
     """
     defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
     values = {**defaults, **host.ansible.get_variables()}
+    # README: gunicorn_bind_mode auto is tcp when the address or port is set.
+    bind_set = [values[name] for name in ("gunicorn_bind_address", "gunicorn_bind_port") if values[name] not in (None, "")]
+    values["__gunicorn_bind_mode"] = (values["gunicorn_bind_mode"] if values["gunicorn_bind_mode"] != "auto"
+                                      else "tcp" if bind_set else "unix")
+    values["bind_mode"] = values["__gunicorn_bind_mode"]
+    values["bind_address"] = values["gunicorn_bind_address"] or "127.0.0.1"
+    values["bind_port"] = int(values["gunicorn_bind_port"] or 8000)
     for _ in range(3):
         for key in defaults:
             value = values[key]
@@ -76,7 +105,7 @@ def live(host, role_vars):
     """serving() for the scenario's app, read anew for each test: deploys
     in earlier tests switch unit pairs."""
     return serving(host, role_vars["gunicorn_app_name"], role_vars["gunicorn_app_root"],
-                   int(role_vars["gunicorn_bind_port"]))
+                   role_vars["bind_port"])
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +225,8 @@ VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that 
 
 def invalid_value_tests(cases, hostname):
     """For a test module: the module fixture `invalid_runs`, which runs
-    converge() once per (variable, value) case with that one value (-e) on
+    converge() once per (variable, value, *(other, value)) case with those
+    values (-e) on
     one host (validation does not depend on the Debian release), two runs at
     a time (they stop before touching the host, so they cannot meet), and the
     test, one per case, that its run stopped in validation naming the variable.
@@ -208,9 +238,10 @@ def invalid_value_tests(cases, hostname):
     def runs(host):
         only_on(host, hostname)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            return list(pool.map(lambda case: converge(hostname, {case[0]: case[1]}), cases))
+            return list(pool.map(lambda case: converge(hostname, {case[0]: case[1], **dict(case[2:])}), cases))
 
-    @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{name}={value!r}" for name, value in cases])
+    @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{case[0]}={case[1]!r}" + "".join(
+        f",{name}={value!r}" for name, value in case[2:]) for case in cases])
     def test(invalid_runs, index):
         assert_failed_in_validation(cases[index][0], *invalid_runs[index])
 

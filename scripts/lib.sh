@@ -8,11 +8,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VENV=${GUN_VENV:-$ROOT/.venv}
 IMAGE_REPO=gunicorn-uvicorn-nginx/debian
-# Debian release number -> suite. Molecule platforms use $IMAGE_REPO:<number>.
+# Debian release number -> suite. Molecule platforms use $IMAGE_REPO:<number>
+# (reached with docker exec) and $IMAGE_REPO-ssh:<number> (reached over SSH).
 declare -A SUITES=([12]=bookworm [13]=trixie)
-# What a bare Debian VM or cloud image has: systemd, python3 for Ansible,
-# sudo, dbus. curl and iproute2 let the tests look around from inside.
-IMAGE_PACKAGES=systemd,systemd-sysv,dbus,sudo,python3,ca-certificates,iproute2,procps,curl
+# The least a host Ansible can manage has: systemd as PID 1 and python3.
+# Nothing the role could install itself (no D-Bus, no curl, no CA bundle): a
+# package the role needs and forgets to install fails the first converge.
+IMAGE_PACKAGES=systemd,systemd-sysv,python3
+# Reached the way users reach their VMs: SSH with a key, as the unprivileged
+# user "debian" with password-less sudo (as Debian's cloud images set it up).
+SSH_IMAGE_PACKAGES=$IMAGE_PACKAGES,openssh-server,sudo
+# The controller's key for the SSH images (made once per clone, gitignored).
+SSH_KEY=$ROOT/.cache/ssh/id_ed25519
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -69,35 +76,65 @@ ensure_venv() {
     echo "$want" >"$stamp"
 }
 
+ensure_ssh_key() {
+    [ -f "$SSH_KEY" ] && return 0
+    mkdir -p "$(dirname "$SSH_KEY")"
+    command -v ssh-keygen >/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
+    }
+    ssh-keygen -q -t ed25519 -N '' -C gunicorn-uvicorn-nginx-tests -f "$SSH_KEY"
+}
+
 # The recipe's hash is stored as a label, so an image is rebuilt exactly when
 # this recipe changes, and shared by every scenario and the demo otherwise.
 image_recipe() {
-    local suite=$1
-    printf 'mmdebstrap --variant=apt --include=%s %s; host-ca\n' "$IMAGE_PACKAGES" "$suite"
+    local suite=$1 flavour=$2
+    if [ "$flavour" = ssh ]; then
+        printf 'mmdebstrap --variant=apt --include=%s %s; host-ca; user debian %s\n' \
+            "$SSH_IMAGE_PACKAGES" "$suite" "$(cat "$SSH_KEY.pub")"
+    else
+        printf 'mmdebstrap --variant=apt --include=%s %s; host-ca\n' "$IMAGE_PACKAGES" "$suite"
+    fi
 }
 
+# build_image VERSION [ssh]
 build_image() {
-    local version=$1 suite=${SUITES[$1]} tag="$IMAGE_REPO:$1" recipe hash
-    recipe=$(image_recipe "$suite")
+    local version=$1 flavour=${2:-} suite=${SUITES[$1]} tag recipe hash packages hooks=()
+    tag="$IMAGE_REPO${flavour:+-$flavour}:$version"
+    recipe=$(image_recipe "$suite" "$flavour")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
     if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$tag" 2>/dev/null)" = "$hash" ]; then
         return 0
     fi
     log "Building $tag from Debian's archive ($suite)"
+    packages=$IMAGE_PACKAGES
+    if [ "$flavour" = ssh ]; then
+        packages=$SSH_IMAGE_PACKAGES
+        # The user and sudo rule a cloud image's first boot would make.
+        hooks+=(--customize-hook='chroot "$1" useradd --create-home --shell /bin/bash debian'
+            --customize-hook='printf "debian ALL=(ALL) NOPASSWD:ALL\n" >"$1/etc/sudoers.d/90-debian" && chmod 0440 "$1/etc/sudoers.d/90-debian"'
+            --customize-hook="install -d -m 0700 \"\$1/home/debian/.ssh\" && cp '$SSH_KEY.pub' \"\$1/home/debian/.ssh/authorized_keys\""
+            --customize-hook='chroot "$1" chown -R debian:debian /home/debian/.ssh')
+    fi
     # The host's CA bundle goes in beside the image's own, and pip inside the
     # image trusts it: on a network whose HTTPS is inspected, the role's pip
     # installs then work; on any other network this changes nothing.
-    mmdebstrap --quiet --variant=apt --include="$IMAGE_PACKAGES" \
+    mmdebstrap --quiet --variant=apt --include="$packages" \
         --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
         --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
-        "$suite" - |
+        "${hooks[@]}" "$suite" - |
         docker import --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL recipe=$hash" - "$tag" >/dev/null
 }
 
+# ensure_images VERSION... : both flavours of each Debian release.
 ensure_images() {
     local v pids=()
+    ensure_ssh_key
     for v in "$@"; do
         build_image "$v" &
+        pids+=($!)
+        build_image "$v" ssh &
         pids+=($!)
     done
     for v in "${pids[@]}"; do wait "$v"; done

@@ -1,6 +1,7 @@
 """Invalid variables stop the run in the role's validation, naming the variable.
 
-Each case re-runs the converge playbook with one invalid value passed with -e
+Each case re-runs the converge playbook with one invalid value (or a pair that
+contradicts itself) passed with -e
 (on one platform: validation does not depend on the host; two runs at a time,
 before the tests look at them). The run must fail
 in one of the two validation tasks, before any task that can touch the host,
@@ -17,6 +18,9 @@ CASES = [
     ("nginx_listen_port", "eighty"),
     ("gunicorn_worker_class", "gevent"),
     ("gunicorn_bind_mode", "pipe"),
+    # A port or address that unix mode would ignore.
+    ("gunicorn_bind_port", 8001, ("gunicorn_bind_mode", "unix")),
+    ("gunicorn_bind_address", "127.0.0.2", ("gunicorn_bind_mode", "unix")),
     ("gunicorn_app", "main"),
     ("gunicorn_app_root", "srv/app"),
     ("gunicorn_user", "root"),
@@ -38,7 +42,7 @@ CASES = [
     ("nginx_client_max_body_size", "lots"),
     ("nginx_tls_certificate", "/nonexistent/certificate.pem"),
     ("nginx_tls_port", 80),
-    ("nginx_lb_trusted_proxies", ["lb1.example.com"]),
+    ("nginx_lb_trusted_proxies", ["10.0.0.1; include /etc/shadow"]),
     ("nginx_lb_connect_timeout", 0),
     ("gunicorn_lb_group", "app"),
 ]

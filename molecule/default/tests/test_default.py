@@ -53,25 +53,25 @@ def test_systemd_holds_the_listening_socket(host, role_vars, live):
     socket_unit = live["socket_unit"]
     assert host.service(socket_unit).is_enabled
     assert host.service(socket_unit).is_running
-    expected = (live["socket"] if role_vars["gunicorn_bind_mode"] == "unix"
-                else f"{role_vars['gunicorn_bind_address']}:{live['port']}")
+    expected = (live["socket"] if role_vars["bind_mode"] == "unix"
+                else f"{role_vars['bind_address']}:{live['port']}")
     assert host.check_output(f"systemctl show --property Listen --value {socket_unit}").startswith(expected)
 
 
 def test_gunicorn_listens_only_where_configured(host, role_vars, live):
     tcp_listeners = host.check_output("ss --listening --tcp --numeric --processes")
-    if role_vars["gunicorn_bind_mode"] == "unix":
+    if role_vars["bind_mode"] == "unix":
         assert host.socket(f"unix://{live['socket']}").is_listening
         assert "gunicorn" not in tcp_listeners
     else:
-        bind = f"{role_vars['gunicorn_bind_address']}:{live['port']}"
+        bind = f"{role_vars['bind_address']}:{live['port']}"
         assert host.socket(f"tcp://{bind}").is_listening
         assert not host.socket(f"tcp://0.0.0.0:{live['port']}").is_listening
         assert not host.file(live["socket"]).exists
 
 
 def test_only_nginx_can_open_the_socket(host, role_vars, live):
-    if role_vars["gunicorn_bind_mode"] != "unix":
+    if role_vars["bind_mode"] != "unix":
         pytest.skip("tcp mode has no socket")
     socket = host.file(live["socket"])
     assert (socket.user, socket.group, socket.mode) == ("root", "www-data", 0o660)
@@ -86,7 +86,7 @@ def test_nginx_keeps_upstream_connections_alive(host, role_vars, address, http, 
         assert http(f"http://{address}:{role_vars['nginx_listen_port']}/").status == 200
     # With keepalive, nginx holds idle connections to gunicorn after the
     # requests; without it, each one is closed as soon as its request ends.
-    if role_vars["gunicorn_bind_mode"] == "unix":
+    if role_vars["bind_mode"] == "unix":
         idle = host.check_output(f"ss --unix --numeric --processes state connected src {live['socket']}")
     else:
         idle = host.check_output(f"ss --tcp --numeric state established '( sport = :{live['port']} )'")

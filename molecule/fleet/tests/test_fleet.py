@@ -13,7 +13,7 @@ import time
 
 import testinfra
 
-from conftest import (Load, assert_no_request_failed, assert_timer_renews_without_restart, converge, example_source,
+from conftest import (Load, assert_no_request_failed, ensure_test_tools, assert_timer_renews_without_restart, converge, example_source,
                       http_get, pebble_root, served_certificate, serving)
 
 # The tests drive the fleet from the load balancer; app hosts via app_host().
@@ -33,7 +33,7 @@ def fleet_load(lb):
 
 
 def app_host(name):
-    return testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"])
+    return ensure_test_tools(testinfra.get_host(f"ansible://{name}", ansible_inventory=os.environ["MOLECULE_INVENTORY_FILE"]))
 
 
 def through_lb(path="/", headers=None):
