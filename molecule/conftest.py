@@ -167,12 +167,19 @@ def converge(hostname, extra_vars, diff=False, options=()):
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
     playbook = own if own.is_file() else SHARED / "converge.yml"
-    env = dict(os.environ, ANSIBLE_CONFIG=str(ephemeral / "ansible.cfg"))
+    # The scenario's own ansible.cfg (Molecule's, or the shipped one the fleet uses).
+    env = dict(os.environ)
+    env.setdefault("ANSIBLE_CONFIG", str(ephemeral / "ansible.cfg"))
     result = subprocess.run(
         ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
          "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)],
         env=env, capture_output=True, text=True, check=False)
-    return result.returncode, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    # The newest ansible-core's run (scripts/test): what it deprecates, the
+    # next one removes.
+    if os.environ.get("GUN_FORBID_DEPRECATIONS"):
+        assert "[DEPRECATION WARNING]" not in output, output
+    return result.returncode, output
 
 
 def only_on(host, hostname):

@@ -100,7 +100,7 @@ image_recipe() {
 
 # build_image VERSION [ssh]
 build_image() {
-    local version=$1 flavour=${2:-} suite=${SUITES[$1]} tag recipe hash packages hooks=()
+    local version=$1 flavour=${2:-} suite=${SUITES[$1]} tag recipe hash packages tarball hooks=()
     tag="$IMAGE_REPO${flavour:+-$flavour}:$version"
     recipe=$(image_recipe "$suite" "$flavour")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
@@ -108,6 +108,10 @@ build_image() {
         return 0
     fi
     log "Building $tag from Debian's archive ($suite)"
+    # A file, not a pipe: a failed build must not leave an empty image behind
+    # under the label that says it is up to date.
+    tarball=$ROOT/.cache/${tag//[\/:]/-}.tar
+    mkdir -p "$ROOT/.cache"
     packages=$IMAGE_PACKAGES
     if [ "$flavour" = ssh ]; then
         packages=$SSH_IMAGE_PACKAGES
@@ -123,8 +127,9 @@ build_image() {
     mmdebstrap --quiet --variant=apt --include="$packages" \
         --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
         --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
-        "${hooks[@]}" "$suite" - |
-        docker import --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL recipe=$hash" - "$tag" >/dev/null
+        "${hooks[@]}" "$suite" "$tarball"
+    docker import --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL recipe=$hash" "$tarball" "$tag" >/dev/null
+    rm -f "$tarball"
 }
 
 # ensure_images VERSION... : both flavours of each Debian release.
@@ -138,6 +143,43 @@ ensure_images() {
         pids+=($!)
     done
     for v in "${pids[@]}"; do wait "$v"; done
+}
+
+# The controller with the newest supported ansible-core: Debian 13's Python
+# (ansible-core 2.20+ needs 3.12+) with the pinned tools of
+# requirements-newest.txt and Debian's docker client. It drives the Docker
+# engine of this machine through its socket (run_newest_controller).
+CONTROLLER_IMAGE=gunicorn-uvicorn-nginx/controller:13
+ensure_controller_image() {
+    local recipe hash
+    recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli trixie; host-ca; venv\n'
+        cat "$ROOT/requirements-newest.txt" "$ROOT/constraints-newest.txt")
+    hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
+    if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$CONTROLLER_IMAGE" 2>/dev/null)" = "$hash" ]; then
+        return 0
+    fi
+    log "Building $CONTROLLER_IMAGE (ansible-core of requirements-newest.txt on Debian 13)"
+    mkdir -p "$ROOT/.cache"
+    mmdebstrap --quiet --variant=apt --include=python3,python3-venv,docker-cli \
+        --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
+        --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
+        --customize-hook="cp '$ROOT/requirements-newest.txt' '$ROOT/constraints-newest.txt' \"\$1/tmp/\"" \
+        --customize-hook='chroot "$1" python3 -m venv /opt/controller' \
+        --customize-hook='env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$1" /opt/controller/bin/pip install -q --disable-pip-version-check -r /tmp/requirements-newest.txt -c /tmp/constraints-newest.txt' \
+        --customize-hook='rm "$1/tmp/requirements-newest.txt" "$1/tmp/constraints-newest.txt"' \
+        trixie "$ROOT/.cache/controller.tar"
+    docker import --change 'ENV PATH=/opt/controller/bin:/usr/local/bin:/usr/bin:/bin' \
+        --change "LABEL recipe=$hash" "$ROOT/.cache/controller.tar" "$CONTROLLER_IMAGE" >/dev/null
+    rm -f "$ROOT/.cache/controller.tar"
+}
+
+# run_newest_controller COMMAND...: COMMAND in the controller image, in this
+# checkout (mounted at the same path, so Molecule's paths hold on both sides),
+# on this machine's network and Docker engine.
+run_newest_controller() {
+    docker run --rm --network host -v /var/run/docker.sock:/var/run/docker.sock \
+        -v "$ROOT:$ROOT" -w "$ROOT" -e COLUMNS -e GUN_FORBID_DEPRECATIONS=1 \
+        -e ANSIBLE_CONFIG="$ROOT/ansible.cfg" "$CONTROLLER_IMAGE" "$@"
 }
 
 bootstrap() {

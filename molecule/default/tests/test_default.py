@@ -5,6 +5,7 @@ import concurrent.futures
 import gzip
 import hashlib
 import pathlib
+import re
 import time
 
 import pytest
@@ -23,6 +24,20 @@ def test_unit_is_enabled_and_running(host, role_vars, live):
 def test_nginx_is_enabled_and_running(host):
     assert host.service("nginx").is_enabled
     assert host.service("nginx").is_running
+
+
+def test_nginx_listens_on_ipv4_and_ipv6(host, role_vars):
+    listening = {line.split()[3] for line in host.check_output("ss -Hltn").splitlines()}
+    port = role_vars["nginx_listen_port"]
+    assert {f"0.0.0.0:{port}", f"[::]:{port}"} <= listening, listening
+
+
+def test_threads_set_for_a_worker_without_threads_is_reported_and_changes_nothing(host):
+    only_on(host, "gun-debian13")
+    rc, output = converge("gun-debian13", {"gunicorn_threads": 8})
+    assert rc == 0, output
+    assert "gunicorn_threads: set to 8, but only gunicorn's gthread worker uses threads" in output
+    assert re.search(r"^gun-debian13 +: ok=\d+ +changed=0 ", re.sub(r"\x1b\[[0-9;]*m", "", output), re.MULTILINE), output
 
 
 def test_gunicorn_runs_the_configured_command(host, role_vars, live):

@@ -22,6 +22,10 @@ testinfra_hosts = ["ansible://gun-lb"]
 SITE = "shop.test"
 LB = "172.30.57.10"
 APPS = {"gun-app1": "172.30.57.11", "gun-app2": "172.30.57.12", "gun-app3": "172.30.57.13"}
+# The same hosts' IPv6 addresses (molecule.yml): Docker's DNS answers the
+# names with both, IPv6 first.
+LB6 = "fd57:57::10"
+APPS6 = {"gun-app1": "fd57:57::11", "gun-app2": "fd57:57::12", "gun-app3": "fd57:57::13"}
 # The controller on the fleet's network: the client every host sees.
 CLIENT = "172.30.57.1"
 
@@ -75,16 +79,73 @@ def test_the_playbooks_come_from_the_collection_ansible_galaxy_installed():
     assert list(json.loads(listing.stdout)) == [f"{ephemeral}/collections/ansible_collections"], listing.stdout
 
 
+def test_ansible_reaches_the_hosts_over_ssh_as_an_unprivileged_user_with_sudo(host):
+    for target in [host] + [app_host(name) for name in APPS]:
+        assert target.check_output("whoami") == "root"
+        # sudo from the user of the inventory, over the SSH connection.
+        assert target.check_output("echo $SUDO_USER") == "debian"
+    inventory = host.ansible.get_variables()
+    assert inventory["ansible_connection"] == "ssh" and "ansible_host" not in inventory
+    assert "nginx_lb_address" not in inventory
+
+
 def test_requests_through_the_load_balancer_reach_every_app_host():
     assert releases_served() == {name: "1" for name in APPS}
+
+
+def site_file(target):
+    return target.file("/etc/nginx/sites-available/app.conf").content_string
+
+
+def test_hosts_known_by_name_are_resolved_on_the_hosts(host):
+    """No addresses in the inventory: the load balancer's upstream has each
+    app host's most preferred address (IPv6 here), and the app hosts believe
+    forwarded headers from every address of the load balancer's name."""
+    site = site_file(host)
+    for address in APPS6.values():
+        assert f"server [{address}]:80 " in site, site
+    assert "server gun-app" not in site
+    app_site = site_file(app_host("gun-app1"))
+    for address in (LB, LB6):
+        assert f"set_real_ip_from {address};" in app_site, app_site
+
+
+def test_load_balancer_answers_over_ipv6():
+    reply = http_get(f"https://[{LB6}]/", headers={"Host": SITE})
+    assert reply.status == 200, reply.body
+    assert reply.json()["release"] == "1"
+
+
+def test_addresses_given_in_the_inventory_are_used_as_they_are(host, workdir):
+    """nginx_lb_address on every host (IPv4 here): the upstream and the
+    trusted proxies carry exactly those, and requests still reach every app
+    host with the client's address."""
+    addresses = workdir / "addresses.yml"
+    addresses.write_text(json.dumps({"all": {"hosts": {
+        "gun-lb": {"nginx_lb_address": LB}, **{name: {"nginx_lb_address": address} for name, address in APPS.items()}}}}))
+    rc, output = converge("all", {}, options=["--inventory", str(addresses)])
+    assert rc == 0, output[-3000:]
+    site = site_file(host)
+    for address in APPS.values():
+        assert f"server {address}:80 " in site, site
+    assert "fd57:57::" not in site
+    app_site = site_file(app_host("gun-app1"))
+    assert f"set_real_ip_from {LB};" in app_site and LB6 not in app_site, app_site
+    assert releases_served() == {name: "1" for name in APPS}
+    seen = through_lb("/headers", {"X-Forwarded-For": "203.0.113.7"}).json()
+    assert seen["client"] == CLIENT, seen
 
 
 def test_only_nginx_listens_on_a_network_address(host):
     for target in [host] + [app_host(name) for name in APPS]:
         listeners = target.check_output("ss -Hltnp").splitlines()
-        exposed = [line for line in listeners if not line.split()[3].startswith(("127.", "[::1]", "[::ffff:127."))]
+        # sshd is how Ansible reaches the host.
+        exposed = [line for line in listeners if not line.split()[3].startswith(("127.", "[::1]", "[::ffff:127."))
+                   and '"sshd"' not in line]
         assert exposed, listeners
         assert all('"nginx"' in line for line in exposed), exposed
+        # On IPv6 as well as IPv4.
+        assert [line for line in exposed if line.split()[3].startswith("[::]:")], exposed
         # gunicorn has no TCP socket at all: the app hosts use the unix socket.
         assert not [line for line in listeners if "gunicorn" in line], listeners
 
@@ -138,7 +199,7 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
     try:
         time.sleep(3)
         # A clean shutdown, as for maintenance: systemd stops nginx and gunicorn.
-        subprocess.run(["docker", "exec", "gun-app2", "systemctl", "poweroff"], check=False)
+        app_host("gun-app2").run("systemctl poweroff")
         subprocess.run(["docker", "wait", "gun-app2"], check=True, capture_output=True, timeout=120)
         time.sleep(5)
     finally:
