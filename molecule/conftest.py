@@ -227,7 +227,8 @@ def assert_timer_renews_without_restart(host, name):
     return after
 
 
-VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express")
+VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express",
+                    "Check that lists and dicts were not given as strings")
 
 
 def invalid_value_tests(cases, hostname):

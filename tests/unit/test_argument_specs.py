@@ -1,0 +1,91 @@
+"""meta/argument_specs.yml without a host: the spec declares exactly the
+role's variables with the defaults of defaults/main.yml, the defaults pass
+it, and values of the wrong type or outside the choices are refused naming
+the variable. (The checks the spec cannot express run in tasks/validate.yml;
+the default scenario's bad-input module proves end to end that a refusal
+stops the run before the host changes.)"""
+
+import pathlib
+
+import pytest
+import yaml
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+
+ROLE = pathlib.Path(__file__).parents[2] / "roles/gunicorn_uvicorn_nginx"
+SPECS = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]
+OPTIONS = SPECS["main"]["options"]
+DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+# Declared without a default: the user must give the first; the second is a
+# host variable whose absence means "use ansible_host, else the name".
+WITHOUT_DEFAULT = {"gunicorn_app_src", "nginx_lb_address"}
+
+
+def without_defaults(options):
+    """The spec as the role's validation applies it to the values a play
+    has: defaults are already in those values (defaults/main.yml)."""
+    return {name: {key: value for key, value in option.items() if key not in ("default", "description")}
+            | ({"options": without_defaults(option["options"])} if "options" in option else {})
+            for name, option in options.items()}
+
+
+VALIDATOR = ArgumentSpecValidator(without_defaults(OPTIONS))
+
+
+def errors(values):
+    return [str(error) for error in VALIDATOR.validate(values).errors]
+
+
+def test_every_entry_point_takes_the_same_variables():
+    assert set(SPECS) == {"main", "rollback", "lb", "fleet"}
+    assert all(SPECS[entry]["options"] == OPTIONS for entry in SPECS)
+
+
+def test_the_spec_declares_exactly_the_variables_of_the_defaults():
+    assert set(OPTIONS) - WITHOUT_DEFAULT == set(DEFAULTS)
+    assert not {"default"} & set().union(*(OPTIONS[name] for name in WITHOUT_DEFAULT))
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_spec_default_is_the_default_of_defaults_main(name):
+    assert OPTIONS[name].get("default") == DEFAULTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_every_variable_is_described(name):
+    assert OPTIONS[name].get("description"), name
+
+
+def test_the_defaults_that_are_values_pass_the_spec():
+    values = {name: value for name, value in DEFAULTS.items() if not (isinstance(value, str) and "{{" in value)}
+    assert errors(values) == []
+
+
+# Type and choice checks only the spec makes; each must name the variable.
+REFUSED = [
+    ("nginx_listen_port", "eighty"),
+    ("gunicorn_bind_port", "eighty"),
+    ("gunicorn_max_workers", [4]),
+    ("gunicorn_worker_class", "gevent"),
+    ("gunicorn_bind_mode", "pipe"),
+    ("gunicorn_state", "gone"),
+    ("gunicorn_log_level", "loud"),
+    ("gunicorn_env", ["A=1"]),
+    ("nginx_ipv6", "maybe"),
+    ("nginx_snippets", [{"name": "a", "state": "gone"}]),
+    ("nginx_snippets", [{"content": "no name"}]),
+    ("nginx_snippets", [{"name": "both", "content": "x", "src": "y.j2"}]),
+]
+
+
+@pytest.mark.parametrize("name,value", REFUSED, ids=[f"{name}={value!r}" for name, value in REFUSED])
+def test_wrong_type_or_choice_is_refused_naming_the_variable(name, value):
+    found = errors({name: value})
+    assert found, f"{name}={value!r} passed the spec"
+    assert all(name in error for error in found), found
+
+
+# Unset (null) is how the bind variables and gunicorn_threads say "not set".
+@pytest.mark.parametrize("name", ["gunicorn_bind_address", "gunicorn_bind_port", "gunicorn_threads"])
+def test_unset_is_accepted(name):
+    assert DEFAULTS[name] is None
+    assert errors({name: None}) == []
