@@ -123,7 +123,8 @@ def test_addresses_given_in_the_inventory_are_used_as_they_are(host, workdir):
     addresses = workdir / "addresses.yml"
     addresses.write_text(json.dumps({"all": {"hosts": {
         "gun-lb": {"nginx_lb_address": LB}, **{name: {"nginx_lb_address": address} for name, address in APPS.items()}}}}))
-    rc, output = converge("all", {}, options=["--inventory", str(addresses)])
+    # The load balancer and one app host suffice (the others would do the same).
+    rc, output = converge("gun-lb,gun-app1", {}, options=["--inventory", str(addresses)])
     assert rc == 0, output[-3000:]
     site = site_file(host)
     for address in APPS.values():
