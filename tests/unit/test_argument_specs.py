@@ -89,3 +89,14 @@ def test_wrong_type_or_choice_is_refused_naming_the_variable(name, value):
 def test_unset_is_accepted(name):
     assert DEFAULTS[name] is None
     assert errors({name: None}) == []
+
+
+def test_the_mode_bound_defaults_of_validate_are_those_of_defaults_main():
+    """tasks/validate.yml reports a variable set to other than its default
+    where it takes no effect; its table must know the real defaults."""
+    tasks = yaml.safe_load((ROLE / "tasks/validate.yml").read_text())
+    [report] = [task for task in tasks if task["name"] == "Say which variables that are set take no effect here"]
+    table = report["vars"]["__gunicorn_mode_bound"]
+    assert table
+    for row in table:
+        assert row["default"] == DEFAULTS[row["var"]], row["var"]

@@ -32,11 +32,11 @@ def test_nginx_listens_on_ipv4_and_ipv6(host, role_vars):
     assert {f"0.0.0.0:{port}", f"[::]:{port}"} <= listening, listening
 
 
-def test_threads_set_for_a_worker_without_threads_is_reported_and_changes_nothing(host):
+def test_a_setting_without_effect_in_its_mode_is_reported_and_changes_nothing(host):
     only_on(host, "gun-debian13")
     rc, output = converge("gun-debian13", {"gunicorn_threads": 8})
     assert rc == 0, output
-    assert "gunicorn_threads: set to 8, but only gunicorn's gthread worker uses threads" in output
+    assert "gunicorn_threads: set to 8, but it takes effect only with gunicorn_worker_class gthread" in output
     assert re.search(r"^gun-debian13 +: ok=\d+ +changed=0 ", re.sub(r"\x1b\[[0-9;]*m", "", output), re.MULTILINE), output
 
 
