@@ -24,6 +24,7 @@ CASES = [
     # A port or address that unix mode would ignore.
     ("gunicorn_bind_port", 8001, ("gunicorn_bind_mode", "unix")),
     ("gunicorn_bind_address", "127.0.0.2", ("gunicorn_bind_mode", "unix")),
+    ("gunicorn_bind_address", "[::1]"),
     ("gunicorn_app", "main"),
     ("gunicorn_app_root", "srv/app"),
     ("gunicorn_user", "root"),
