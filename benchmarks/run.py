@@ -28,7 +28,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NAME = "gunicorn-uvicorn-nginx-bench"
-IMAGE = "gunicorn-uvicorn-nginx/debian:13"
+# The minimal image with sudo (site.yml becomes root), built by scripts/lib.sh.
+IMAGE = "gunicorn-uvicorn-nginx/debian-ssh:13"
 INVENTORY = ROOT / "benchmarks/inventory.yml"
 
 # key, label, port inside the container, path, unit of the gunicorn that serves it
