@@ -86,8 +86,21 @@ ensure_ssh_key() {
     ssh-keygen -q -t ed25519 -N '' -C gunicorn-uvicorn-nginx-tests -f "$SSH_KEY"
 }
 
+# The host's CA bundle goes in beside the image's own, and pip inside the
+# image trusts it: on a network whose HTTPS is inspected, pip installs (the
+# role's, the controller image's) then work; elsewhere this changes nothing.
+HOST_CA_HOOKS=(
+    --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"'
+    --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"'
+)
+
 # The recipe's hash is stored as a label, so an image is rebuilt exactly when
 # this recipe changes, and shared by every scenario and the demo otherwise.
+# image_is_current TAG HASH
+image_is_current() {
+    [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$1" 2>/dev/null)" = "$2" ]
+}
+
 image_recipe() {
     local suite=$1 flavour=$2
     if [ "$flavour" = ssh ]; then
@@ -104,9 +117,7 @@ build_image() {
     tag="$IMAGE_REPO${flavour:+-$flavour}:$version"
     recipe=$(image_recipe "$suite" "$flavour")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
-    if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$tag" 2>/dev/null)" = "$hash" ]; then
-        return 0
-    fi
+    image_is_current "$tag" "$hash" && return 0
     log "Building $tag from Debian's archive ($suite)"
     # A file, not a pipe: a failed build must not leave an empty image behind
     # under the label that says it is up to date.
@@ -121,12 +132,8 @@ build_image() {
             --customize-hook="install -d -m 0700 \"\$1/home/debian/.ssh\" && cp '$SSH_KEY.pub' \"\$1/home/debian/.ssh/authorized_keys\""
             --customize-hook='chroot "$1" chown -R debian:debian /home/debian/.ssh')
     fi
-    # The host's CA bundle goes in beside the image's own, and pip inside the
-    # image trusts it: on a network whose HTTPS is inspected, the role's pip
-    # installs then work; on any other network this changes nothing.
     mmdebstrap --quiet --variant=apt --include="$packages" \
-        --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
-        --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
+        "${HOST_CA_HOOKS[@]}" \
         "${hooks[@]}" "$suite" "$tarball"
     docker import --change 'CMD ["/lib/systemd/systemd"]' --change "LABEL recipe=$hash" "$tarball" "$tag" >/dev/null
     rm -f "$tarball"
@@ -155,14 +162,11 @@ ensure_controller_image() {
     recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli trixie; host-ca; venv\n'
         cat "$ROOT/requirements-newest.txt" "$ROOT/constraints-newest.txt")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
-    if [ "$(docker image inspect -f '{{ index .Config.Labels "recipe" }}' "$CONTROLLER_IMAGE" 2>/dev/null)" = "$hash" ]; then
-        return 0
-    fi
+    image_is_current "$CONTROLLER_IMAGE" "$hash" && return 0
     log "Building $CONTROLLER_IMAGE (ansible-core of requirements-newest.txt on Debian 13)"
     mkdir -p "$ROOT/.cache"
     mmdebstrap --quiet --variant=apt --include=python3,python3-venv,docker-cli \
-        --customize-hook='mkdir -p "$1/usr/local/share/host-ca" && cp /etc/ssl/certs/ca-certificates.crt "$1/usr/local/share/host-ca/"' \
-        --customize-hook='printf "[global]\ncert = /usr/local/share/host-ca/ca-certificates.crt\n" >"$1/etc/pip.conf"' \
+        "${HOST_CA_HOOKS[@]}" \
         --customize-hook="cp '$ROOT/requirements-newest.txt' '$ROOT/constraints-newest.txt' \"\$1/tmp/\"" \
         --customize-hook='chroot "$1" python3 -m venv /opt/controller' \
         --customize-hook='env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$1" /opt/controller/bin/pip install -q --disable-pip-version-check -r /tmp/requirements-newest.txt -c /tmp/constraints-newest.txt' \

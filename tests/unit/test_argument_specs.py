@@ -101,3 +101,12 @@ def test_the_mode_bound_defaults_of_validate_are_those_of_defaults_main():
     assert table
     for row in table:
         assert row["default"] == DEFAULTS[row["var"]], row["var"]
+
+
+def test_the_string_check_of_validate_covers_every_list_and_dict_of_the_spec():
+    """argument_specs takes a string for a list or a dict without converting
+    the variable itself; tasks/validate.yml refuses that for each of them."""
+    tasks = yaml.safe_load((ROLE / "tasks/validate.yml").read_text())
+    [check] = [task for task in tasks if task["name"] == "Check that lists and dicts were not given as strings"]
+    checked = {item["var"]: item["kind"] for item in check["loop"]}
+    assert checked == {name: option["type"] for name, option in OPTIONS.items() if option.get("type") in ("list", "dict")}
