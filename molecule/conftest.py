@@ -8,7 +8,6 @@ from the role's own tasks.
 """
 
 import base64
-import concurrent.futures
 import json
 import os
 import pathlib
@@ -161,25 +160,31 @@ def process_user(host, pid):
     return host.check_output(f"ps -o user= -p {pid}").strip()
 
 
-def converge(hostname, extra_vars, diff=False, options=()):
-    """Run the scenario's converge playbook again on one host, as a user would
-    with `ansible-playbook -e` (and `options`), and return (return code, output)."""
+def run_playbook(hostname, extra_vars, diff=False, options=(), env=None):
+    """Run the scenario's converge playbook again on the hosts `hostname`
+    names, as a user would with `ansible-playbook -e` (and `options`, and
+    `env` on top of the environment); returns the finished process."""
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
     playbook = own if own.is_file() else SHARED / "converge.yml"
     # The scenario's own ansible.cfg (Molecule's, or the shipped one the fleet uses).
-    env = dict(os.environ)
+    env = {**os.environ, **(env or {})}
     env.setdefault("ANSIBLE_CONFIG", str(ephemeral / "ansible.cfg"))
     result = subprocess.run(
         ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
          "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)],
         env=env, capture_output=True, text=True, check=False)
-    output = result.stdout + result.stderr
     # The newest ansible-core's run (scripts/test): what it deprecates, the
     # next one removes.
     if os.environ.get("GUN_FORBID_DEPRECATIONS"):
-        assert "[DEPRECATION WARNING]" not in output, output
-    return result.returncode, output
+        assert "[DEPRECATION WARNING]" not in result.stdout + result.stderr, result.stdout + result.stderr
+    return result
+
+
+def converge(hostname, extra_vars, diff=False, options=()):
+    """run_playbook(), returning (return code, output)."""
+    result = run_playbook(hostname, extra_vars, diff, options)
+    return result.returncode, result.stdout + result.stderr
 
 
 def only_on(host, hostname):
@@ -232,39 +237,55 @@ VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that 
 
 
 def invalid_value_tests(cases, hostname):
-    """For a test module: the module fixture `invalid_runs`, which runs
-    converge() once per (variable, value, *(other, value)) case with those
-    values (-e) on
-    one host (validation does not depend on the Debian release), two runs at
-    a time (they stop before touching the host, so they cannot meet), and the
-    test, one per case, that its run stopped in validation naming the variable.
+    """For a test module: the module fixture `invalid_runs`, and the test, one
+    per (variable, value, *(other, value)) case, that the case's run stopped
+    in validation naming the variable and changed nothing.
+
+    All cases go in one ansible-playbook run of the converge playbook: each is
+    an alias of `hostname` (same connection, the scenario's group variables)
+    carrying the case's values as host variables, the way an inventory gives
+    them. Validation runs on the controller before any task reaches the host,
+    and does not depend on the Debian release; a case that got past it would
+    show as a task of its alias after the validation tasks.
 
         invalid_runs, test_invalid_value_fails_in_validation = invalid_value_tests(CASES, "gun-debian13")
     """
+    aliases = [f"invalid-{index}" for index in range(len(cases))]
 
     @pytest.fixture(scope="module", name="invalid_runs")
     def runs(host):
         only_on(host, hostname)
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            return list(pool.map(lambda case: converge(hostname, {case[0]: case[1], **dict(case[2:])}), cases))
+        connection = host.ansible.get_variables()["ansible_connection"]
+        inventory = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "invalid-cases.json"
+        inventory.write_text(json.dumps({"all": {"hosts": {
+            alias: {"ansible_host": hostname, "ansible_connection": connection, case[0]: case[1], **dict(case[2:])}
+            for alias, case in zip(aliases, cases)}}}))
+        # Results as data: which task each alias stopped in, and its message.
+        run = run_playbook("invalid-*", {}, options=["--inventory", str(inventory)],
+                           env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+        assert run.returncode != 0, run.stdout + run.stderr
+        report = json.loads(run.stdout)
+        return {alias: [(task["task"]["name"], task["hosts"][alias]) for play in report["plays"]
+                        for task in play["tasks"] if alias in task["hosts"]] for alias in aliases}
 
     @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{case[0]}={case[1]!r}" + "".join(
         f",{name}={value!r}" for name, value in case[2:]) for case in cases])
     def test(invalid_runs, index):
-        assert_failed_in_validation(cases[index][0], *invalid_runs[index])
+        assert_failed_in_validation(cases[index][0], invalid_runs[aliases[index]])
 
     return runs, test
 
 
-def assert_failed_in_validation(variable, rc, output):
-    """The run stopped in one of the two validation tasks, before any task
-    that can touch the host, named the variable and changed nothing."""
-    assert rc != 0, output
-    tasks = re.findall(r"^TASK \[([^\]]*)\]", output, re.MULTILINE)
-    assert any(name in tasks[-1] for name in VALIDATION_TASKS), tasks
-    assert not re.search(r"^changed:", output, re.MULTILINE)
-    error = output[output.rindex("TASK ["):]
-    assert variable in error
+def assert_failed_in_validation(variable, results):
+    """The host's last task was one of the validation tasks and failed naming
+    the variable; no task changed anything. `results` are the host's
+    (task name, result) pairs in the order they ran."""
+    assert results, "no task ran"
+    name, result = results[-1]
+    assert any(task in name for task in VALIDATION_TASKS), results
+    assert result.get("failed"), results
+    assert not [task for task, outcome in results if outcome.get("changed")], results
+    assert variable in json.dumps(result), result
 
 
 class Load:

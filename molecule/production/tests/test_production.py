@@ -128,6 +128,8 @@ def test_shared_path_is_linked_into_the_release_and_writable_only_there(host, ad
 
 
 def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, address, http, workdir):
+    # Debian 13's shop then has a release to roll back to (test_rollback_...).
+    only_on(host, "gun-debian13")
     before = shop(host)
     visits = host.file("/var/lib/gunicorn-shop/data/visits").content_string
     rc, output, result, seconds = converge_under_load(host, {
@@ -153,6 +155,7 @@ def test_redeploy_of_code_and_environment_under_load_fails_no_request(host, addr
 def test_refused_release_fails_the_run_and_no_request(host, address, http, workdir, fault, hostname):
     only_on(host, hostname)
     before = shop(host)
+    serving_release = get(http, address, SHOP).json()["release"]
     if fault == "import":
         source = shop_source(workdir, "broken", lambda text: text + "\ndef broken(:\n")
         extra = {"deploy": ["shop"], "shop_src": str(source)}
@@ -169,7 +172,7 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
     assert_no_request_failed(result)
     # The old release serves on, and the refused one left nothing behind.
     assert shop(host) == before
-    assert get(http, address, SHOP).json()["release"] == "2"
+    assert get(http, address, SHOP).json()["release"] == serving_release
     assert releases(host) == set(host.check_output("cat /srv/shop/history").split())
     assert host.check_output("ls /etc/gunicorn/shop").split() == sorted(f"{r}.env" for r in releases(host))
     assert host.run(f"systemctl is-active {before['idle_unit']}").stdout.strip() != "active"
@@ -233,10 +236,7 @@ def test_two_runs_at_once_deploy_one_after_the_other_and_old_releases_are_pruned
     # gunicorn_keep_releases is 2 here.
     assert releases(host) == set(history[-2:])
     assert host.check_output("ls /srv/shop/venvs").split() == [venv.rsplit("/", 1)[1]]
-    # Back to the scenario's own release for the tests that follow.
-    rc, output = converge(hostname, {"deploy": ["shop"]})
-    assert rc == 0, output
-    assert get(http, address, SHOP).json()["release"] == "1"
+    # No test after this one on Debian 12 looks at the shop's release.
 
 
 def test_a_release_is_not_switched_while_nginx_is_skipped(host, address, http, workdir):
@@ -277,7 +277,7 @@ def test_django_release_commands_migrated_and_nginx_serves_the_collected_static_
     assert reply.headers["Cache-Control"] == "public, max-age=3600"
 
 
-def test_django_data_outlives_a_release_and_a_rollback_under_load(host, address, http, wiki, workdir):
+def test_django_data_outlives_a_release_under_load_and_a_rollback(host, address, http, wiki, workdir):
     add_note(http, address, "written by release 1")
     written = wiki_notes(http, address)
     rc, output, result, seconds = converge_under_load(
@@ -287,13 +287,11 @@ def test_django_data_outlives_a_release_and_a_rollback_under_load(host, address,
     assert_no_request_failed(result)
     assert get(http, address, WIKI).json()["release"] == "2"
     assert wiki_notes(http, address) == written
-    # What the new release writes is data too: a rollback keeps it.
+    # What the new release writes is data too: a rollback keeps it. (The
+    # shop's rollback is the one under load: the role's steps are the same.)
     add_note(http, address, "written by release 2")
-    rc, output, result, seconds = converge_under_load(host, {"deploy": ["wiki"], "wiki_entry": "rollback"},
-                                                      WIKI["host"])
+    rc, output = converge(host.backend.get_hostname(), {"deploy": ["wiki"], "wiki_entry": "rollback"})
     assert rc == 0, output
-    print(f"Django rollback under load: {seconds:.1f} s (whole ansible-playbook run), {result}")
-    assert_no_request_failed(result)
     assert get(http, address, WIKI).json()["release"] == "1"
     assert wiki_notes(http, address) == written + ["written by release 2"]
 
@@ -305,15 +303,13 @@ def test_django_failing_release_command_keeps_the_old_release_and_its_data(host,
     # (this example does not set the HTTPS-only settings, so they fail).
     commands = host.ansible.get_variables()["wiki_release_commands"] + [
         "python manage.py check --deploy --fail-level WARNING"]
-    rc, output, result, seconds = converge_under_load(
-        host, {"deploy": ["wiki"], "wiki_src": str(wiki_source(workdir, "3")), "wiki_release_commands": commands},
-        WIKI["host"])
-    print(f"Django release refused by a release command under load: {seconds:.1f} s, {result}")
+    # (Requests during a refused release: the shop's tests under load.)
+    rc, output = converge(host.backend.get_hostname(),
+                          {"deploy": ["wiki"], "wiki_src": str(wiki_source(workdir, "3")), "wiki_release_commands": commands})
     assert rc != 0
     assert "release command failed with exit status 1: python manage.py check --deploy" in output, output[-3000:]
     assert "security.W008" in output  # Django's own words
     assert "was refused" in output
-    assert_no_request_failed(result)
     assert serving(host, "wiki") == before
     assert get(http, address, WIKI).json()["release"] == "1"
     assert wiki_notes(http, address) == written
@@ -380,7 +376,8 @@ def test_gixy_finds_no_problem_in_two_sites_with_tls(host):
     assert gixy_problems(host) == []
 
 
-def test_websocket_outlives_the_proxy_timeout_of_plain_requests(address):
+def test_websocket_outlives_the_proxy_timeout_of_plain_requests(host, address):
+    only_on(host, "gun-debian12")
     # The shop's gunicorn_timeout is 5 s, so nginx gives a plain request 15 s;
     # an upgraded connection may stay silent for nginx_websocket_timeout.
     async def exchange():
@@ -440,10 +437,11 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
     assert host.file("/var/lib/gunicorn-shop/data/visits").content_string == str(visits)
     assert get(http, address, BLOG).status == 200
     assert host.service("nginx").is_running
-    # Removing again changes nothing.
-    rc, output = converge(hostname, {"deploy": ["shop"], "shop_state": "absent"})
-    assert rc == 0, output
-    assert " changed=0 " in output, output
+    # Removing again changes nothing (on one host: the tasks are the same).
+    if hostname == "gun-debian13":
+        rc, output = converge(hostname, {"deploy": ["shop"], "shop_state": "absent"})
+        assert rc == 0, output
+        assert " changed=0 " in output, output
 
 
 @pytest.fixture(autouse=True)
