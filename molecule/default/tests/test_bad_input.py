@@ -1,12 +1,13 @@
 """Invalid variables stop the run in the role's validation, naming the variable.
 
-Each case re-runs the converge playbook with one invalid value (or a pair that
-contradicts itself) passed with -e
-(on one platform: validation does not depend on the host; two runs at a time,
-before the tests look at them). The run must fail
-in one of the two validation tasks, before any task that can touch the host,
-and change nothing; the tests of test_default.py then still hold.
+Each case is one invalid value (or a pair that contradicts itself) on an
+inventory alias of one platform (validation does not depend on the host); all
+cases go in one run of the converge playbook. Each must fail in one of the
+validation tasks, before any task that can touch the host, and change
+nothing; the tests of test_default.py then still hold.
 """
+
+import json
 
 from conftest import invalid_value_tests
 
@@ -33,7 +34,7 @@ CASES = [
     ("nginx_snippets", [{"name": "no-body"}]),
     ("gunicorn_keep_releases", 1),
     ("gunicorn_shared_paths", ["../etc"]),
-    ("gunicorn_env", {"BAD NAME": "x"}),
+    ("gunicorn_env", {"BAD NAME": "s3cret-value"}),
     ("gunicorn_env", "A=1"),
     # argument_specs would take it for ["data"]; the role would get "data".
     ("gunicorn_shared_paths", "data"),
@@ -52,3 +53,11 @@ CASES = [
 
 
 invalid_runs, test_invalid_value_fails_in_validation_naming_the_variable = invalid_value_tests(CASES, "gun-debian13")
+
+
+def test_refused_environment_names_are_named_and_their_values_never_printed(invalid_runs):
+    [results] = [invalid_runs[f"invalid-{index}"] for index, case in enumerate(CASES)
+                 if case[:2] == ("gunicorn_env", {"BAD NAME": "s3cret-value"})]
+    printed = json.dumps(results)
+    assert "BAD NAME" in printed
+    assert "s3cret-value" not in printed
