@@ -34,6 +34,8 @@ ensure_host_packages() {
     [ -e /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
     python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
     command -v curl >/dev/null || missing+=(curl)
+    # The role ships what git tracks from a source in a git work tree.
+    command -v git >/dev/null || missing+=(git)
     command -v openssl >/dev/null || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         log "Installing ${missing[*]}"
@@ -154,18 +156,18 @@ ensure_images() {
 
 # The controller with the newest supported ansible-core: Debian 13's Python
 # (ansible-core 2.20+ needs 3.12+) with the pinned tools of
-# requirements-newest.txt and Debian's docker client. It drives the Docker
+# requirements-newest.txt, Debian's docker client and git. It drives the Docker
 # engine of this machine through its socket (run_newest_controller).
 CONTROLLER_IMAGE=gunicorn-uvicorn-nginx/controller:13
 ensure_controller_image() {
     local recipe hash
-    recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli trixie; host-ca; venv\n'
+    recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli,git trixie; host-ca; venv\n'
         cat "$ROOT/requirements-newest.txt" "$ROOT/constraints-newest.txt")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
     image_is_current "$CONTROLLER_IMAGE" "$hash" && return 0
     log "Building $CONTROLLER_IMAGE (ansible-core of requirements-newest.txt on Debian 13)"
     mkdir -p "$ROOT/.cache"
-    mmdebstrap --quiet --variant=apt --include=python3,python3-venv,docker-cli \
+    mmdebstrap --quiet --variant=apt --include=python3,python3-venv,docker-cli,git \
         "${HOST_CA_HOOKS[@]}" \
         --customize-hook="cp '$ROOT/requirements-newest.txt' '$ROOT/constraints-newest.txt' \"\$1/tmp/\"" \
         --customize-hook='chroot "$1" python3 -m venv /opt/controller' \

@@ -1,0 +1,193 @@
+"""files/source.py: which files of gunicorn_app_src a release ships, their
+fingerprint and the one archive that carries them, on real directories and
+real git work trees (no host needed)."""
+
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import tarfile
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).parents[2] / "roles/gunicorn_uvicorn_nginx/files/source.py"
+spec = importlib.util.spec_from_file_location("source", SCRIPT)
+source = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(source)
+
+
+def run(*args):
+    """The script as the role runs it: (exit status, parsed stdout or None, stderr)."""
+    result = subprocess.run(["python3", str(SCRIPT), *map(str, args)], capture_output=True, text=True, check=False)
+    return result.returncode, json.loads(result.stdout) if result.returncode == 0 else None, result.stderr
+
+
+def fingerprint(app, *excludes):
+    status, out, err = run("fingerprint", app, *(f"--exclude={pattern}" for pattern in excludes))
+    assert status == 0, err
+    return out
+
+
+def shipped(app, *excludes):
+    entries, _ = source.entries(os.path.realpath(app), source.NEVER_SHIPPED + list(excludes))
+    return [relative for relative, *_ in entries]
+
+
+def write(path, text="x\n"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def git(app, *args):
+    subprocess.run(["git", "-C", str(app), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+
+
+@pytest.fixture
+def app(tmp_path):
+    """An app as developers keep it: code, a requirements file, and what
+    their tools leave beside it."""
+    root = tmp_path / "app"
+    write(root / "main.py", "app = None\n")
+    write(root / "requirements.txt", "flask==3.1.0\n")
+    write(root / "pkg/module.py")
+    write(root / "static/site.css", "body {}\n")
+    write(root / "pkg/__pycache__/module.cpython-311.pyc")
+    write(root / "legacy.pyc")
+    write(root / ".venv/pyvenv.cfg", "home = /usr/bin\n")
+    write(root / ".venv/lib/site.py")
+    write(root / "env-py311/pyvenv.cfg", "home = /usr/bin\n")
+    write(root / "env-py311/bin/python")
+    write(root / "node_modules/left-pad/index.js")
+    write(root / ".pytest_cache/v/cache/lastfailed", "{}\n")
+    write(root / ".mypy_cache/3.11/main.meta.json", "{}\n")
+    return root
+
+
+def test_a_plain_directory_ships_everything_but_what_no_release_needs(app):
+    assert shipped(app) == ["main.py", "pkg", "pkg/module.py", "requirements.txt", "static", "static/site.css"]
+    assert fingerprint(app)["git"] is False
+
+
+def test_user_patterns_match_names_anywhere_or_paths_from_the_source(app):
+    write(app / "tests/test_main.py")
+    write(app / "pkg/tests/test_module.py")
+    write(app / "docs/drafts/a.md")
+    write(app / "docs/guide.md")
+    assert shipped(app, "tests", "docs/drafts") == [
+        "docs", "docs/guide.md", "main.py", "pkg", "pkg/module.py", "requirements.txt", "static", "static/site.css"]
+
+
+def test_in_a_git_work_tree_tracked_and_untracked_unignored_files_ship(app):
+    write(app / ".gitignore", "*.log\nlocal_settings.py\n")
+    git(app, "init", "-q")
+    git(app, "add", "main.py", "requirements.txt", "pkg/module.py", "static/site.css", ".gitignore")
+    git(app, "commit", "-qm", "first")
+    write(app / "fix.py")  # untracked: an uncommitted fix deploys
+    write(app / "debug.log")
+    write(app / "local_settings.py")
+    assert shipped(app) == [".gitignore", "fix.py", "main.py", "pkg/module.py", "requirements.txt", "static/site.css"]
+    assert fingerprint(app)["git"] is True
+    # A tracked file deleted in the work tree is not shipped.
+    (app / "pkg/module.py").unlink()
+    assert "pkg/module.py" not in shipped(app)
+
+
+def test_what_developers_do_beside_the_code_changes_no_fingerprint(app):
+    write(app / ".gitignore", "*.log\n")
+    git(app, "init", "-q")
+    git(app, "add", ".")
+    git(app, "commit", "-qm", "first")
+    before = fingerprint(app)
+    git(app, "status")
+    subprocess.run(["python3", "-m", "compileall", "-q", str(app / "pkg")], check=True)
+    write(app / "server.log", "touched\n")
+    write(app / ".venv/lib/other.py")
+    assert fingerprint(app) == before
+
+
+def test_a_subdirectory_of_a_repository_ships_only_its_own_files(tmp_path):
+    repo = tmp_path / "monorepo"
+    write(repo / "api/main.py")
+    write(repo / "web/index.html")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    assert shipped(repo / "api") == ["main.py"]
+
+
+def test_content_and_the_executable_bit_change_the_code_fingerprint_requirements_their_own(app):
+    before = fingerprint(app)
+    write(app / "pkg/module.py", "y\n")
+    code_changed = fingerprint(app)
+    assert code_changed["code"] != before["code"] and code_changed["requirements"] == before["requirements"]
+    (app / "main.py").chmod(0o755)
+    assert fingerprint(app)["code"] != code_changed["code"]
+    write(app / "requirements.txt", "flask==3.1.1\n")
+    assert fingerprint(app)["requirements"] != before["requirements"]
+    # Only the top level's requirements*.txt and constraints*.txt count.
+    pip_files = fingerprint(app)["requirements"]
+    write(app / "pkg/requirements.txt", "other\n")
+    assert fingerprint(app)["requirements"] == pip_files
+    write(app / "constraints-prod.txt", "jinja2==3.1.6\n")
+    assert fingerprint(app)["requirements"] != pip_files
+
+
+def test_links_inside_ship_as_relative_links(app):
+    (app / "pkg/alias.py").symlink_to("module.py")
+    (app / "assets").symlink_to(app / "static")  # absolute, but inside
+    entries, _ = source.entries(str(app), source.NEVER_SHIPPED)
+    links = {relative: target for relative, kind, _, target in entries if kind == "link"}
+    assert links == {"pkg/alias.py": "module.py", "assets": "static"}
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda app: (app / "secrets").symlink_to("/etc"), "secrets is a symbolic link to /etc, outside gunicorn_app_src"),
+    (lambda app: (app / "pkg/up.py").symlink_to("../../outside.py"), "pkg/up.py is a symbolic link to ../../outside.py"),
+    (lambda app: (app / "gone.py").symlink_to("missing.py"), "gone.py is a symbolic link to missing.py, which does not exist"),
+    (lambda app: os.mkfifo(app / "pipe"), "pipe is a FIFO"),
+])
+def test_links_out_of_the_source_and_special_files_are_refused_naming_the_path(app, make, words):
+    write(app.parent / "outside.py")
+    make(app)
+    status, out, err = run("fingerprint", app)
+    assert status == 2 and out is None
+    assert err.startswith("gunicorn_app_src: ") and words in err, err
+
+
+def test_a_git_work_tree_without_git_on_the_controller_is_refused(app, monkeypatch):
+    (app / ".git").mkdir()
+    monkeypatch.setattr(source.shutil, "which", lambda name: None)
+    with pytest.raises(source.Refused, match="git is not installed on the controller"):
+        source.entries(str(app / "pkg"), source.NEVER_SHIPPED)
+
+
+def test_the_archive_carries_exactly_what_was_fingerprinted(app, tmp_path):
+    (app / "pkg/alias.py").symlink_to("module.py")
+    (app / "main.py").chmod(0o755)
+    expected = fingerprint(app)
+    status, made, err = run("archive", app, "--expect", expected["code"])
+    assert status == 0, err
+    try:
+        assert (made["files"], made["bytes"]) == (expected["files"], expected["bytes"])
+        with tarfile.open(made["archive"]) as tar:
+            members = {member.name: member for member in tar.getmembers()}
+            assert sorted(members) == shipped(app)
+            assert {(member.uid, member.gid, member.uname) for member in members.values()} == {(0, 0, "")}
+            assert members["pkg/alias.py"].issym() and members["pkg/alias.py"].linkname == "module.py"
+            assert members["main.py"].mode == 0o755 and members["pkg/module.py"].mode == 0o644
+            tar.extractall(tmp_path / "unpacked", filter="tar")
+        # Unpacked, it is the same source.
+        assert fingerprint(tmp_path / "unpacked")["code"] == expected["code"]
+    finally:
+        os.unlink(made["archive"])
+
+
+def test_a_source_changed_since_its_fingerprint_is_not_packed(app):
+    expected = fingerprint(app)["code"]
+    write(app / "main.py", "changed\n")
+    status, out, err = run("archive", app, "--expect", expected)
+    assert status == 2 and "changed during the run" in err
