@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import pathlib
 import re
+import subprocess
 import time
 
 import pytest
@@ -195,6 +196,30 @@ def test_code_and_venv_belong_to_root_and_are_read_only_for_the_app(host, role_v
     assert host.run(f"runuser -u {user} -- cat {release}/main.py").rc == 0
     assert host.run(f"runuser -u {user} -- touch {release}/main.py").rc != 0
     assert host.run(f"runuser -u {user} -- touch {release}/new.py").rc != 0
+
+
+def test_the_release_holds_what_git_would_ship_and_nothing_else(host, live):
+    """The source is a git work tree (prepare.yml): committed files and the
+    uncommitted new one ship; the virtualenv, bytecode, node_modules, the
+    ignored log and git's own directory do not."""
+    shipped = host.check_output(f"cd {live['release_dir']} && find . -mindepth 1 -printf '%P\\n'").split()
+    assert {"main.py", "requirements.txt", ".gitignore", "UNCOMMITTED.txt", "static/app.3f9a2c1e.css"} <= set(shipped)
+    assert not [path for path in shipped if path.split("/")[0] in (".git", ".venv", "__pycache__", "node_modules")
+                or path == "debug.log"], shipped
+
+
+def test_what_developers_do_beside_the_code_deploys_nothing_new(host, role_vars):
+    """git status, bytecode, a touched ignored file, a changed virtualenv:
+    the same release, nothing changed."""
+    only_on(host, "gun-debian13")
+    source = pathlib.Path(role_vars["gunicorn_app_src"])
+    subprocess.run(["git", "-C", str(source), "status"], check=True, capture_output=True)
+    subprocess.run(["python3", "-m", "compileall", "-q", str(source)], check=True)
+    (source / "debug.log").write_text("touched\n")
+    (source / ".venv/lib/site.py").write_text("changed\n")
+    rc, output = converge("gun-debian13", {})
+    assert rc == 0, output
+    assert re.search(r"gun-debian13 +: ok=\d+ +changed=0 ", re.sub(r"\x1b\[[0-9;]*m", "", output)), output[-3000:]
 
 
 def test_unit_file_is_root_owned(host, role_vars, live):
