@@ -8,9 +8,8 @@ nothing; the tests of test_default.py then still hold.
 """
 
 import json
-import re
 
-from conftest import converge, example_source, invalid_value_tests, only_on
+from conftest import example_source, invalid_value_tests, only_on, run_playbook
 
 # Type and choice checks that argument_specs alone makes are unit-tested
 # without a host (tests/unit/test_argument_specs.py); two of them stay here to
@@ -66,14 +65,18 @@ def test_refused_environment_names_are_named_and_their_values_never_printed(inva
 
 def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host, workdir):
     """Not a variable's value but the source itself: a symbolic link to /etc
-    in it stops the run on the controller, naming the link, and nothing on
-    the host changes (nothing of it is ever followed)."""
+    in it stops the run on the controller, naming the link, before the deploy
+    lock or anything else on the host (nothing of it is ever followed)."""
     only_on(host, "gun-debian13")
     source = example_source(workdir, "asgi-app", "main.py", "linked")
     (source / "config").symlink_to("/etc")
-    rc, output = converge("gun-debian13", {"gunicorn_app_src": str(source)})
-    assert rc != 0, output
-    tasks = re.findall(r"^TASK \[([^\]]*)\]", output, re.MULTILINE)
-    assert "Fingerprint the app's source on the controller" in tasks[-1], tasks
-    assert not re.search(r"^changed:", output, re.MULTILINE), output
-    assert "config is a symbolic link to /etc, outside gunicorn_app_src" in output, output[-3000:]
+    run = run_playbook("gun-debian13", {"gunicorn_app_src": str(source)},
+                       env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    assert run.returncode != 0, run.stdout + run.stderr
+    results = [(task["task"]["name"], task["hosts"]["gun-debian13"]) for play in json.loads(run.stdout)["plays"]
+               for task in play["tasks"] if "gun-debian13" in task["hosts"]]
+    ran = [(name, result) for name, result in results if not result.get("skipped")]
+    name, result = ran[-1]
+    assert name.endswith(" : Fingerprint the app's source on the controller") and result.get("failed"), ran
+    assert not [name for name, result in results if result.get("changed")], results
+    assert "config is a symbolic link to /etc, outside gunicorn_app_src" in result["stderr"], result
