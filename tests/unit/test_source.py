@@ -158,6 +158,51 @@ def test_links_out_of_the_source_and_special_files_are_refused_naming_the_path(a
     assert err.startswith("gunicorn_app_src: ") and words in err, err
 
 
+def test_a_repository_inside_the_source_ships_what_its_own_git_would(app):
+    write(app / ".gitignore", "")
+    git(app, "init", "-q")
+    inner = app / "vendor/lib"
+    write(inner / "lib.py")
+    write(inner / ".env", "SECRET=1\n")
+    write(inner / ".gitignore", ".env\n")
+    git(inner, "init", "-q")
+    paths = shipped(app)
+    assert "vendor/lib/lib.py" in paths and "vendor/lib/.gitignore" in paths
+    assert "vendor/lib/.env" not in paths
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to give the repository to another user")
+def test_a_work_tree_git_will_not_read_is_refused_not_shipped_whole(app):
+    """git refuses a repository owned by another user ("dubious
+    ownership"); shipping every file instead would ship the ignored ones."""
+    write(app / ".gitignore", ".env\n")
+    write(app / ".env", "SECRET=1\n")
+    git(app, "init", "-q")
+    for base, dirs, files in os.walk(app):
+        for name in [base, *(os.path.join(base, entry) for entry in dirs + files)]:
+            os.lchown(name, 65534, 65534)
+    status, out, err = run("fingerprint", app)
+    assert status == 2 and "git cannot tell what it tracks" in err and "dubious ownership" in err, err
+
+
+def test_a_link_to_what_does_not_ship_is_refused(app):
+    (app / "python").symlink_to(".venv/pyvenv.cfg")
+    status, out, err = run("fingerprint", app)
+    assert status == 2 and "python is a symbolic link to .venv/pyvenv.cfg, which is not shipped" in err, err
+
+
+def test_a_source_with_nothing_to_ship_is_refused(tmp_path):
+    write(tmp_path / "app/__pycache__/main.cpython-311.pyc")
+    status, out, err = run("fingerprint", tmp_path / "app")
+    assert status == 2 and "has no file to ship" in err, err
+
+
+def test_a_name_that_is_not_utf8_is_refused_naming_it(app):
+    (app / os.fsdecode(b"caf\xe9.py")).write_text("x\n")
+    status, out, err = run("fingerprint", app)
+    assert status == 2 and "not UTF-8" in err and "caf" in err, err
+
+
 def test_a_git_work_tree_without_git_on_the_controller_is_refused(app, monkeypatch):
     (app / ".git").mkdir()
     monkeypatch.setattr(source.shutil, "which", lambda name: None)
@@ -186,8 +231,11 @@ def test_the_archive_carries_exactly_what_was_fingerprinted(app, tmp_path):
         os.unlink(made["archive"])
 
 
-def test_a_source_changed_since_its_fingerprint_is_not_packed(app):
+def test_a_source_changed_since_its_fingerprint_is_not_packed_and_leaves_no_archive(app, tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     expected = fingerprint(app)["code"]
     write(app / "main.py", "changed\n")
     status, out, err = run("archive", app, "--expect", expected)
     assert status == 2 and "changed during the run" in err
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -9,9 +9,12 @@ Either way never what no release needs: VCS directories, bytecode,
 virtualenvs (a directory with a pyvenv.cfg), node_modules, tool caches, and
 what matches an --exclude pattern (gunicorn_app_src_exclude: a pattern with
 no '/' matches a file or directory name anywhere, one with '/' the path from
-SRC; shell-style wildcards). A symbolic link must stay inside SRC (it is
-shipped as a link); a link out of it, a device, a FIFO or a socket stops
-the run naming the path: nothing is followed.
+SRC; shell-style wildcards, '*' crossing '/'). A symbolic link must point at
+something that ships (it is shipped as a relative link); a link out of SRC,
+to nothing or to what does not ship, a device, a FIFO, a socket or a name
+that is not UTF-8 stops the run naming the path: nothing is followed. A .git
+that git cannot read (not installed, another user's repository) stops it
+too: every file, the ignored ones as well, would ship.
 
 fingerprint prints {"code", "requirements", "files", "bytes", "git"}: SHA-256
 over every shipped path with its kind, executable bit and content (or link
@@ -20,13 +23,17 @@ alone ("" if there are none). The release id and the virtualenv's key derive
 from them, so an unchanged source means no new release.
 
 archive writes the same files into one gzipped tar in the temporary
-directory, after checking that the source still has fingerprint CODE (it may
-have changed since), and prints {"archive", "sha256", "files", "bytes"}.
+directory and checks that what it wrote has fingerprint CODE (the source may
+have changed since), else deletes it; prints {"archive", "sha256", "files",
+"bytes"}. Files are opened without following links and must be the ones
+listed. Anything else that goes wrong (a file unreadable, ...) stops it
+naming the path, without a traceback.
 """
 
 import argparse
 import fnmatch
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -38,8 +45,12 @@ import tempfile
 
 NEVER_SHIPPED = [".git", ".hg", ".svn", ".bzr", "__pycache__", "*.pyc", "*.pyo", ".venv", "node_modules",
                  ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".coverage",
-                 ".DS_Store"]
+                 ".coverage.*", "htmlcov", "*.egg-info", ".idea", ".vscode", "*.swp", "*~", ".DS_Store"]
 PIP_FILES = ("requirements*.txt", "constraints*.txt")
+# git must answer about the work tree of the source, not one a hook's
+# environment points at.
+GIT_ENV = {name: value for name, value in os.environ.items()
+           if name not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR")}
 
 
 class Refused(Exception):
@@ -47,49 +58,93 @@ class Refused(Exception):
 
 
 def excluded(relative, patterns):
-    """Whether the path, or a directory it is in, matches a pattern."""
+    """Whether the path, or a directory it is in, matches a pattern: one with
+    a '/' in it matches paths from the source ('*' crosses '/'), one without
+    a name anywhere."""
     parts = relative.split("/")
     prefixes = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
-    for pattern in (pattern.strip("/") for pattern in patterns):
+    for pattern in patterns:
         candidates = prefixes if "/" in pattern else parts
-        if any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates):
+        if any(fnmatch.fnmatchcase(candidate, pattern.strip("/")) for candidate in candidates):
             return True
     return False
 
 
+def git_dir_above(root):
+    """The nearest directory from root upwards that holds a .git, or None."""
+    probe = root
+    while True:
+        if os.path.lexists(os.path.join(probe, ".git")):
+            return probe
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return None
+        probe = parent
+
+
+def git(root, *args):
+    return subprocess.run(["git", "-C", root, *args], capture_output=True, env=GIT_ENV, check=False)
+
+
 def git_listing(root):
     """The files git would ship from root (relative paths), or None when
-    root is not in a git work tree."""
-    if shutil.which("git") is None:
-        probe = root
-        while True:
-            if os.path.exists(os.path.join(probe, ".git")):
-                raise Refused(f"{root} is in a git work tree ({probe}), but git is not installed on the "
-                              "controller: install git, so that only what git tracks is shipped")
-            parent = os.path.dirname(probe)
-            if parent == probe:
-                return None
-            probe = parent
-    inside = subprocess.run(["git", "-C", root, "rev-parse", "--is-inside-work-tree"],
-                            capture_output=True, text=True, check=False)
-    if inside.returncode != 0 or inside.stdout.strip() != "true":
+    root is in no git work tree. Where there is a .git but git cannot answer
+    (not installed, "dubious ownership", ...) the source is refused: every
+    file would ship, the ignored ones too (.env)."""
+    top = git_dir_above(root)
+    if top is None:
         return None
-    listed = subprocess.run(["git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            capture_output=True, check=False)
+    if shutil.which("git") is None:
+        raise Refused(f"{root} is in a git work tree ({top}), but git is not installed on the controller: "
+                      "install git, so that only what git tracks is shipped")
+    inside = git(root, "rev-parse", "--is-inside-work-tree")
+    if inside.returncode != 0 or inside.stdout.strip() != b"true":
+        why = inside.stderr.decode(errors="replace").strip() or "not inside its work tree"
+        raise Refused(f"{root} is in a git work tree ({top}), but git cannot tell what it tracks: {why}")
+    listed = git(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
     if listed.returncode != 0:
         raise Refused(f"git ls-files failed in {root}: {listed.stderr.decode(errors='replace').strip()}")
-    # A tracked file deleted in the work tree is not shipped.
-    return sorted({path for path in listed.stdout.decode().split("\0")
-                   if path and os.path.lexists(os.path.join(root, path))})
-
-
-def walk_listing(root, base=""):
-    """Every path under root/base (directories too), relative to root."""
     paths = []
-    for current, dirs, files in os.walk(os.path.join(root, base)):
+    for raw in listed.stdout.split(b"\0"):
+        if not raw:
+            continue
+        path = name_of(raw.rstrip(b"/"))
+        full = os.path.join(root, path)
+        # A tracked file deleted in the work tree is not shipped.
+        if not os.path.lexists(full):
+            continue
+        if os.path.isdir(full) and not os.path.islink(full):
+            # A submodule or a repository inside the source: what its git ships.
+            inner = git_listing(full)
+            paths.extend(f"{path}/{name}" for name in (walk_files(full) if inner is None else inner))
+        else:
+            paths.append(path)
+    return sorted(set(paths))
+
+
+def name_of(raw):
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        raise Refused(f"{raw.decode(errors='replace')!r} has a name that is not UTF-8: rename it") from None
+
+
+def walk_files(top):
+    """Every file and link under top (no directories), relative to top."""
+    return [relative for relative, kind in walk_listing(top) if kind != "dir"]
+
+
+def walk_listing(root):
+    """(relative path, "dir" or "other") of everything under root."""
+    paths = []
+    for current, dirs, files in os.walk(root):
         relative_dir = os.path.relpath(current, root)
-        for name in dirs + files:
-            paths.append(name if relative_dir == "." else f"{relative_dir}/{name}")
+        for names, kind in ((dirs, "dir"), (files, "other")):
+            for name in names:
+                relative = name if relative_dir == "." else f"{relative_dir}/{name}"
+                name_of(os.fsencode(relative))
+                # os.walk lists a link to a directory among the directories.
+                paths.append((relative, "other" if os.path.islink(os.path.join(current, name)) else kind))
     return paths
 
 
@@ -99,7 +154,7 @@ def entries(root, patterns):
     listed = git_listing(root)
     from_git = listed is not None
     if listed is None:
-        listed = walk_listing(root)
+        listed = [relative for relative, _ in walk_listing(root)]
     virtualenv = {}
 
     def in_virtualenv(relative):
@@ -113,10 +168,8 @@ def entries(root, patterns):
         return False
 
     found = {}
-    pending = list(listed)
-    while pending:
-        relative = pending.pop()
-        if relative in found or excluded(relative, patterns) or in_virtualenv(relative):
+    for relative in listed:
+        if excluded(relative, patterns) or in_virtualenv(relative):
             continue
         path = os.path.join(root, relative)
         info = os.lstat(path)
@@ -131,18 +184,38 @@ def entries(root, patterns):
             # Shipped as a relative link, so that it points into the release.
             found[relative] = ("link", info, os.path.relpath(resolved, os.path.realpath(os.path.dirname(path))))
         elif stat.S_ISDIR(info.st_mode):
-            if from_git:
-                # A submodule: git lists its directory only.
-                pending.extend(walk_listing(root, relative))
-            else:
-                found[relative] = ("dir", info, None)
+            found[relative] = ("dir", info, None)
         elif stat.S_ISREG(info.st_mode):
             found[relative] = ("file", info, None)
         else:
             kind = ("a FIFO" if stat.S_ISFIFO(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode)
                     else "a device")
             raise Refused(f"{relative} is {kind}: only files, directories and links inside the source are shipped")
+    # A link must point at what ships (else the release holds a dangling link).
+    shipped = set(found)
+    for relative, (kind, _, target) in found.items():
+        if kind == "link":
+            pointed = os.path.normpath(os.path.join(os.path.dirname(relative), target))
+            if pointed != "." and not (pointed in shipped or any(path.startswith(pointed + "/") for path in shipped)):
+                raise Refused(f"{relative} is a symbolic link to {target}, which is not shipped (excluded, "
+                              "ignored by git or untracked): ship it, or exclude the link too")
+    if not any(kind == "file" for kind, _, _ in found.values()):
+        raise Refused(f"{root} has no file to ship (all of it is excluded, or ignored by git)")
     return [(relative, *found[relative]) for relative in sorted(found)], from_git
+
+
+def read(root, relative, info):
+    """The file's bytes, from the file that was listed: never through a link
+    swapped in since, nor from another file moved in its place."""
+    try:
+        handle = os.open(os.path.join(root, relative), os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise Refused(f"{relative} changed during the run ({error.strerror}): run again") from None
+    with os.fdopen(handle, "rb") as content:
+        now = os.fstat(content.fileno())
+        if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+            raise Refused(f"{relative} changed during the run: run again")
+        return content.read()
 
 
 def digest_of(path):
@@ -153,15 +226,18 @@ def digest_of(path):
     return sha.hexdigest()
 
 
-def fingerprint(root, shipped):
+def fingerprint(root, shipped, contents=None):
+    """The fingerprint of what ships; of `contents` (path -> bytes) where
+    given, which is what the archive holds."""
     code, requirements = hashlib.sha256(), hashlib.sha256()
     pip_files = files = size = 0
     for relative, kind, info, target in shipped:
         executable = "x" if info.st_mode & stat.S_IXUSR else "-"
         if kind == "file":
-            content = digest_of(os.path.join(root, relative))
+            data = contents[relative] if contents is not None else read(root, relative, info)
+            content = hashlib.sha256(data).hexdigest()
             files += 1
-            size += info.st_size
+            size += len(data)
             if "/" not in relative and any(fnmatch.fnmatchcase(relative, pattern) for pattern in PIP_FILES):
                 requirements.update(f"{relative}\0{content}\n".encode())
                 pip_files += 1
@@ -172,9 +248,10 @@ def fingerprint(root, shipped):
             "files": files, "bytes": size}
 
 
-def archive(root, shipped):
-    handle, path = tempfile.mkstemp(prefix="gunicorn-release-", suffix=".tar.gz")
-    os.close(handle)
+def archive(root, shipped, path):
+    """Write what ships into the gzipped tar at path; returns path -> bytes of
+    the files as written."""
+    contents = {}
     with tarfile.open(path, "w:gz", compresslevel=6, format=tarfile.PAX_FORMAT) as tar:
         for relative, kind, info, target in shipped:
             member = tarfile.TarInfo(relative)
@@ -188,11 +265,11 @@ def archive(root, shipped):
                 member.type, member.linkname, member.mode = tarfile.SYMTYPE, target, 0o777
                 tar.addfile(member)
             else:
-                member.size = info.st_size
+                contents[relative] = read(root, relative, info)
+                member.size = len(contents[relative])
                 member.mode = 0o755 if info.st_mode & stat.S_IXUSR else 0o644
-                with open(os.path.join(root, relative), "rb") as content:
-                    tar.addfile(member, content)
-    return path
+                tar.addfile(member, io.BytesIO(contents[relative]))
+    return contents
 
 
 def main(argv=None):
@@ -203,16 +280,21 @@ def main(argv=None):
     parser.add_argument("--expect")
     args = parser.parse_args(argv)
     root = os.path.realpath(args.src)
+    path = None
     try:
         shipped, from_git = entries(root, NEVER_SHIPPED + args.exclude)
-        result = {**fingerprint(root, shipped), "git": from_git}
-        if args.action == "archive":
-            if result["code"] != args.expect:
+        if args.action == "fingerprint":
+            result = {**fingerprint(root, shipped), "git": from_git}
+        else:
+            handle, path = tempfile.mkstemp(prefix="gunicorn-release-", suffix=".tar.gz")
+            os.close(handle)
+            packed = fingerprint(root, shipped, archive(root, shipped, path))
+            if packed["code"] != args.expect:
                 raise Refused(f"{root} changed during the run (its fingerprint is no longer {args.expect}): run again")
-            path = archive(root, shipped)
-            result = {"archive": path, "sha256": digest_of(path), "files": result["files"],
-                      "bytes": result["bytes"]}
-    except Refused as refusal:
+            result = {"archive": path, "sha256": digest_of(path), "files": packed["files"], "bytes": packed["bytes"]}
+    except (Refused, OSError) as refusal:
+        if path is not None:
+            os.unlink(path)
         print(f"gunicorn_app_src: {refusal}", file=sys.stderr)
         return 2
     print(json.dumps(result))
