@@ -266,9 +266,7 @@ def invalid_value_tests(cases, hostname):
         run = run_playbook("invalid-*", {}, options=["--inventory", str(inventory), "--check"],
                            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
         assert run.returncode != 0, run.stdout + run.stderr
-        report = json.loads(run.stdout)
-        return {alias: [(task["task"]["name"], task["hosts"][alias]) for play in report["plays"]
-                        for task in play["tasks"] if alias in task["hosts"]] for alias in aliases}
+        return {alias: host_results(run.stdout, alias) for alias in aliases}
 
     @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{case[0]}={case[1]!r}" + "".join(
         f",{name}={value!r}" for name, value in case[2:]) for case in cases])
@@ -276,6 +274,13 @@ def invalid_value_tests(cases, hostname):
         assert_failed_in_validation(cases[index][0], invalid_runs[aliases[index]])
 
     return runs, test
+
+
+def host_results(report, hostname):
+    """(task name, result) of each task that ran for the host, in order, from
+    the output of the ansible.posix.json callback."""
+    return [(task["task"]["name"], task["hosts"][hostname]) for play in json.loads(report)["plays"]
+            for task in play["tasks"] if hostname in task["hosts"]]
 
 
 def assert_failed_in_validation(variable, results):

@@ -9,7 +9,7 @@ nothing; the tests of test_default.py then still hold.
 
 import json
 
-from conftest import example_source, invalid_value_tests, only_on, run_playbook
+from conftest import example_source, host_results, invalid_value_tests, only_on, run_playbook
 
 # Type and choice checks that argument_specs alone makes are unit-tested
 # without a host (tests/unit/test_argument_specs.py); two of them stay here to
@@ -73,8 +73,7 @@ def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host,
     run = run_playbook("gun-debian13", {"gunicorn_app_src": str(source)},
                        env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
     assert run.returncode != 0, run.stdout + run.stderr
-    results = [(task["task"]["name"], task["hosts"]["gun-debian13"]) for play in json.loads(run.stdout)["plays"]
-               for task in play["tasks"] if "gun-debian13" in task["hosts"]]
+    results = host_results(run.stdout, "gun-debian13")
     ran = [(name, result) for name, result in results if not result.get("skipped")]
     name, result = ran[-1]
     assert name.endswith(" : Fingerprint the app's source on the controller") and result.get("failed"), ran
