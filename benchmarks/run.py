@@ -107,8 +107,8 @@ def time_releases():
         main.write_text(main.read_text().replace('RELEASE = "1"', 'RELEASE = "2"'))
         log("Timing a code-only release")
         code_only, _ = playbook("playbooks/site.yml", extra_vars={"gunicorn_app_src": str(source)})
-        requirements = source / "requirements.txt"
-        requirements.write_text(requirements.read_text() + REQUIREMENT_ADDED + "\n")
+        pyproject = source / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text().replace('"starlette==', f'"{REQUIREMENT_ADDED}", "starlette=='))
         log(f"Timing a release with changed requirements (+ {REQUIREMENT_ADDED})")
         new_venv, _ = playbook("playbooks/site.yml", extra_vars={"gunicorn_app_src": str(source)})
         log("Timing a rollback")

@@ -160,6 +160,13 @@ def process_user(host, pid):
     return host.check_output(f"ps -o user= -p {pid}").strip()
 
 
+def installed(host, venv):
+    """"name==version" (lower case) of every distribution in a virtualenv
+    (uv makes them without pip)."""
+    script = "import importlib.metadata as m; print(*(f'{d.name}=={d.version}' for d in m.distributions()))"
+    return set(host.check_output(f"{venv}/bin/python -c \"{script}\"").lower().split())
+
+
 def run_playbook(hostname, extra_vars, diff=False, options=(), env=None):
     """Run the scenario's converge playbook again on the hosts `hostname`
     names, as a user would with `ansible-playbook -e` (and `options`, and

@@ -20,7 +20,8 @@ spec.loader.exec_module(source)
 def run(*args):
     """The script as the role runs it: (exit status, parsed stdout or None, stderr)."""
     result = subprocess.run(["python3", str(SCRIPT), *map(str, args)], capture_output=True, text=True, check=False)
-    return result.returncode, json.loads(result.stdout) if result.returncode == 0 else None, result.stderr
+    parsed = json.loads(result.stdout) if result.returncode == 0 and result.stdout else None
+    return result.returncode, parsed, result.stderr
 
 
 def fingerprint(app, *excludes):
@@ -239,3 +240,89 @@ def test_a_source_changed_since_its_fingerprint_is_not_packed_and_leaves_no_arch
     status, out, err = run("archive", app, "--expect", expected)
     assert status == 2 and "changed during the run" in err
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+UV_PROJECT = """[project]
+name = "shop"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["starlette==1.10.0"]
+"""
+
+
+@pytest.mark.parametrize("files, kind, deps_files", [
+    ({"pyproject.toml": UV_PROJECT, "uv.lock": "version = 1\n", "requirements.txt": "x\n"},
+     "uv", ["pyproject.toml", "uv.lock"]),
+    ({"pyproject.toml": UV_PROJECT, "requirements.txt": "x\n"}, "pyproject", ["pyproject.toml"]),
+    # A pyproject.toml that only configures tools declares no dependencies.
+    ({"pyproject.toml": "[tool.ruff]\nline-length = 100\n", "requirements.txt": "x\n", "constraints.txt": "y\n"},
+     "requirements", ["constraints.txt", "requirements.txt"]),
+    # A Poetry project ships the requirements.txt exported from its lock.
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": "", "requirements.txt": "x\n"},
+     "requirements", ["requirements.txt"]),
+    ({"main.py": "app = None\n"}, "none", []),
+])
+def test_dependencies_come_from_the_first_of_uv_lock_pyproject_and_requirements(tmp_path, files, kind, deps_files):
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    deps = fingerprint(tmp_path)["deps"]
+    assert (deps["kind"], deps["files"]) == (kind, deps_files)
+    assert deps["requires_python"] == (">=3.11" if kind in ("uv", "pyproject") else None)
+
+
+def test_a_package_is_installed_with_its_code_so_its_virtualenv_follows_the_code(tmp_path):
+    write(tmp_path / "pyproject.toml", UV_PROJECT)
+    write(tmp_path / "uv.lock", "version = 1\n")
+    write(tmp_path / "main.py", "app = 1\n")
+    plain = fingerprint(tmp_path)
+    assert not plain["deps"]["packaged"]
+    write(tmp_path / "main.py", "app = 2\n")
+    assert fingerprint(tmp_path)["requirements"] == plain["requirements"]
+    # uv init's default: a build system makes the project a package.
+    write(tmp_path / "pyproject.toml", UV_PROJECT + '[build-system]\nrequires = ["uv_build"]\nbuild-backend = "uv_build"\n')
+    package = fingerprint(tmp_path)
+    assert package["deps"]["packaged"]
+    write(tmp_path / "main.py", "app = 3\n")
+    assert fingerprint(tmp_path)["requirements"] != package["requirements"]
+    # ... unless uv is told it is not one.
+    write(tmp_path / "pyproject.toml", UV_PROJECT + '[tool.uv]\npackage = false\n[build-system]\nrequires = ["x"]\n')
+    assert not fingerprint(tmp_path)["deps"]["packaged"]
+
+
+def test_the_lock_and_pyproject_decide_the_virtualenv_and_requirements_files_no_longer_do(tmp_path):
+    write(tmp_path / "pyproject.toml", UV_PROJECT)
+    write(tmp_path / "uv.lock", "version = 1\n")
+    write(tmp_path / "requirements.txt", "a\n")
+    before = fingerprint(tmp_path)["requirements"]
+    write(tmp_path / "requirements.txt", "b\n")
+    assert fingerprint(tmp_path)["requirements"] == before
+    write(tmp_path / "uv.lock", "version = 1\nrevision = 3\n")
+    assert fingerprint(tmp_path)["requirements"] != before
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"pyproject.toml": "[project\n"}, "pyproject.toml is not valid TOML"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": ""}, "poetry.lock: Poetry projects are not installed"),
+    ({"requirements-prod.txt": "x\n"}, "requirements-prod.txt but no requirements.txt"),
+])
+def test_dependency_files_the_role_cannot_install_are_refused_before_the_host(tmp_path, files, message):
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    status, _, err = run("fingerprint", tmp_path)
+    assert status == 2 and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("wanted, version, ok", [
+    (">=3.11", "3.11.2", True), (">=3.12", "3.11.2", False), ("~=3.13.0", "3.13.5", True),
+    (">=3.10,<3.13", "3.13.5", False), ("==3.11.*", "3.11.2", True),
+])
+def test_requires_python_is_checked_against_the_hosts_python(wanted, version, ok):
+    status, _, err = run("supports", wanted, version)
+    assert status == (0 if ok else 2)
+    if not ok:
+        assert f"requires Python {wanted}" in err and f"the host has Python {version}" in err
+
+
+def test_a_requires_python_that_is_no_specifier_is_named():
+    status, _, err = run("supports", "python 3", "3.11.2")
+    assert status == 2 and "'python 3' is not a version specifier" in err

@@ -12,8 +12,8 @@ import time
 import pytest
 import websockets
 
-from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, main_pid,
-                      nginx_files, only_on, process_user)
+from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, installed,
+                      main_pid, nginx_files, only_on, process_user)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -220,7 +220,7 @@ def test_the_release_holds_what_git_would_ship_and_nothing_else(host, live):
     uncommitted new one ship; the virtualenv, bytecode, node_modules, the
     ignored log and git's own directory do not."""
     shipped = host.check_output(f"cd {live['release_dir']} && find . -mindepth 1 -printf '%P\\n'").split()
-    assert {"main.py", "requirements.txt", ".gitignore", "UNCOMMITTED.txt", "static/app.3f9a2c1e.css"} <= set(shipped)
+    assert {"main.py", "pyproject.toml", "uv.lock", ".gitignore", "UNCOMMITTED.txt", "static/app.3f9a2c1e.css"} <= set(shipped)
     assert not [path for path in shipped if {".git", ".venv", "__pycache__", "node_modules"} & set(path.split("/"))
                 or path.endswith(".log")], shipped
 
@@ -233,13 +233,12 @@ def test_unit_file_is_root_owned(host, role_vars, live):
 
 
 def test_pinned_versions_are_installed(host, role_vars, live):
-    pip = f"{live['venv']}/bin/pip"
-    frozen = host.check_output(f"{pip} freeze").lower().split()
+    frozen = installed(host, live["venv"])
     assert f"gunicorn=={role_vars['gunicorn_version']}" in frozen
     assert f"uvicorn=={role_vars['uvicorn_version']}" in frozen
     assert f"uvicorn-worker=={role_vars['uvicorn_worker_version']}" in frozen
     assert "uvloop" in " ".join(frozen)  # uvicorn[standard]'s extras
-    assert "starlette==1.10.0" in frozen  # the app's requirements.txt
+    assert "starlette==1.10.0" in frozen  # the app's pyproject.toml, locked
 
 
 def test_reload_replaces_workers_and_keeps_the_master(host, role_vars, address, http, live):

@@ -2,6 +2,7 @@
 
     source.py fingerprint SRC [--exclude PATTERN]...
     source.py archive SRC --expect CODE [--exclude PATTERN]...
+    source.py supports REQUIRES_PYTHON VERSION
 
 Which files: in a git work tree, the files git tracks and the untracked ones
 it does not ignore (an uncommitted fix deploys); anywhere else, every file.
@@ -16,11 +17,18 @@ that is not UTF-8 stops the run naming the path: nothing is followed. A .git
 that git cannot read (not installed, another user's repository) stops it
 too: every file, the ignored ones as well, would ship.
 
-fingerprint prints {"code", "requirements", "files", "bytes", "git"}: SHA-256
-over every shipped path with its kind, executable bit and content (or link
-target), and over the top-level requirements*.txt and constraints*.txt
-alone ("" if there are none). The release id and the virtualenv's key derive
-from them, so an unchanged source means no new release.
+fingerprint prints {"code", "requirements", "deps", "files", "bytes", "git"}:
+"code" is a SHA-256 over every shipped path with its kind, executable bit and
+content (or link target); "deps" says how the app declares its dependencies,
+the first of: a uv.lock beside pyproject.toml ("uv"), a pyproject.toml with
+a [project] table ("pyproject"; a poetry.lock beside it needs a
+requirements.txt exported from it, which is then used),
+top-level requirements*.txt / constraints*.txt ("requirements"), or none;
+whether the project itself is an installable package (it then goes into the
+virtualenv too), and its requires-python. "requirements" is a SHA-256 over
+what decides the virtualenv: those files (and the code, for a package). The
+release id and the virtualenv's key derive from them, so an unchanged source
+means no new release.
 
 archive writes the same files into one gzipped tar in the temporary
 directory and checks that what it wrote has fingerprint CODE (the source may
@@ -28,6 +36,9 @@ have changed since), else deletes it; prints {"archive", "sha256", "files",
 "bytes"}. Files are opened without following links and must be the ones
 listed. Anything else that goes wrong (a file unreadable, ...) stops it
 naming the path, without a traceback.
+
+supports exits 0 when Python VERSION satisfies REQUIRES_PYTHON (a PEP 440
+specifier set), else prints why and exits 2.
 """
 
 import argparse
@@ -42,6 +53,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 
 NEVER_SHIPPED = [".git", ".hg", ".svn", ".bzr", "__pycache__", "*.pyc", "*.pyo", ".venv", "node_modules",
                  ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis", ".coverage",
@@ -218,6 +230,51 @@ def read(root, relative, info):
         return content.read()
 
 
+def dependencies(top):
+    """How the app declares its dependencies, from its top-level files
+    (name -> bytes): {"kind", "files", "packaged", "requires_python"}."""
+    pyproject = {}
+    if "pyproject.toml" in top:
+        try:
+            pyproject = tomllib.loads(top["pyproject.toml"].decode())
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise Refused(f"pyproject.toml is not valid TOML ({error}): fix it, or exclude it") from None
+    project = pyproject.get("project", {})
+    tool = pyproject.get("tool", {})
+    # What uv and Poetry themselves decide: a build system makes a package,
+    # unless the tool's own switch says otherwise.
+    packaged = "build-system" in pyproject
+    if "uv.lock" in top and pyproject:
+        kind, files = "uv", ["pyproject.toml", "uv.lock"]
+        packaged = tool.get("uv", {}).get("package", packaged)
+    elif "poetry.lock" in top and pyproject and "requirements.txt" not in top:
+        raise Refused("poetry.lock: Poetry projects are not installed by the role yet; export the lock "
+                      "(poetry export -o requirements.txt) and ship that requirements.txt beside it")
+    elif project and "poetry.lock" not in top:
+        kind, files = "pyproject", ["pyproject.toml"]
+    else:
+        files = sorted(name for name in top if any(fnmatch.fnmatchcase(name, pattern) for pattern in PIP_FILES))
+        kind, packaged = ("requirements" if files else "none"), False
+    if kind == "requirements" and "requirements.txt" not in files:
+        raise Refused(f"{', '.join(files)} but no requirements.txt: the role installs requirements.txt "
+                      "(which may -r or -c the others)")
+    requires_python = project.get("requires-python") if kind != "requirements" else None
+    return {"kind": kind, "files": files, "packaged": bool(packaged), "requires_python": requires_python}
+
+
+def supports(requires_python, version):
+    """None when Python version satisfies the specifier set, else why not."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet  # ansible-core depends on packaging
+
+    try:
+        wanted = SpecifierSet(requires_python)
+    except InvalidSpecifier:
+        return f"pyproject.toml: requires-python = {requires_python!r} is not a version specifier"
+    if wanted.contains(version, prereleases=True):
+        return None
+    return f"the app requires Python {requires_python} (pyproject.toml), and the host has Python {version}"
+
+
 def digest_of(path):
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -229,8 +286,9 @@ def digest_of(path):
 def fingerprint(root, shipped, contents=None):
     """The fingerprint of what ships; of `contents` (path -> bytes) where
     given, which is what the archive holds."""
-    code, requirements = hashlib.sha256(), hashlib.sha256()
-    pip_files = files = size = 0
+    code = hashlib.sha256()
+    files = size = 0
+    top = {}
     for relative, kind, info, target in shipped:
         executable = "x" if info.st_mode & stat.S_IXUSR else "-"
         if kind == "file":
@@ -238,13 +296,18 @@ def fingerprint(root, shipped, contents=None):
             content = hashlib.sha256(data).hexdigest()
             files += 1
             size += len(data)
-            if "/" not in relative and any(fnmatch.fnmatchcase(relative, pattern) for pattern in PIP_FILES):
-                requirements.update(f"{relative}\0{content}\n".encode())
-                pip_files += 1
+            if "/" not in relative:
+                top[relative] = data
         else:
             content = target or ""
         code.update(f"{relative}\0{kind}\0{executable}\0{content}\n".encode())
-    return {"code": code.hexdigest(), "requirements": requirements.hexdigest() if pip_files else "",
+    deps = dependencies(top)
+    requirements = hashlib.sha256(deps["kind"].encode())
+    for name in deps["files"]:
+        requirements.update(f"\0{name}\0{hashlib.sha256(top[name]).hexdigest()}".encode())
+    if deps["packaged"]:
+        requirements.update(f"\0code\0{code.hexdigest()}".encode())
+    return {"code": code.hexdigest(), "requirements": requirements.hexdigest(), "deps": deps,
             "files": files, "bytes": size}
 
 
@@ -274,11 +337,17 @@ def archive(root, shipped, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["fingerprint", "archive"])
+    parser.add_argument("action", choices=["fingerprint", "archive", "supports"])
     parser.add_argument("src")
+    parser.add_argument("version", nargs="?")
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--expect")
     args = parser.parse_args(argv)
+    if args.action == "supports":
+        why = supports(args.src, args.version)
+        if why:
+            print(why, file=sys.stderr)
+        return 2 if why else 0
     root = os.path.realpath(args.src)
     path = None
     try:

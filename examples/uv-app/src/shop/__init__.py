@@ -1,0 +1,1 @@
+"""The shop: a FastAPI app in a uv project."""
