@@ -44,6 +44,13 @@ def test_https_certificate_chains_to_pebble_root_for_each_name(host, root):
     assert wrong.rc == 60, wrong.stderr
 
 
+def test_the_uv_package_serves_from_its_lock_with_the_project_installed(host, root):
+    """examples/uv-app is what uv init makes (a package in src/): the lock's
+    versions are installed, and the project itself (its metadata answers)."""
+    body = host.check_output(f"curl -sS --cacert {root} https://acme.test/")
+    assert '"message":"Hello from a uv project"' in body and '"version":"0.1.0"' in body, body
+
+
 def test_served_certificate_is_the_lineage_and_names_the_site(host):
     live = host.check_output(f"openssl x509 -noout -serial -in {LIVE}/cert.pem")
     assert served_serial(host) == live
