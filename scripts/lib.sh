@@ -161,7 +161,7 @@ ensure_images() {
 CONTROLLER_IMAGE=gunicorn-uvicorn-nginx/controller:13
 ensure_controller_image() {
     local recipe hash
-    recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli,git trixie; host-ca; venv\n'
+    recipe=$(printf 'mmdebstrap --variant=apt --include=python3,python3-venv,docker-cli,git trixie; host-ca; venv; SSL_CERT_FILE\n'
         cat "$ROOT/requirements-newest.txt" "$ROOT/constraints-newest.txt")
     hash=$(printf '%s' "$recipe" | sha256sum | cut -d' ' -f1)
     image_is_current "$CONTROLLER_IMAGE" "$hash" && return 0
@@ -174,7 +174,10 @@ ensure_controller_image() {
         --customize-hook='env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root chroot "$1" /opt/controller/bin/pip install -q --disable-pip-version-check -r /tmp/requirements-newest.txt -c /tmp/constraints-newest.txt' \
         --customize-hook='rm "$1/tmp/requirements-newest.txt" "$1/tmp/constraints-newest.txt"' \
         trixie "$ROOT/.cache/controller.tar"
+    # uv trusts its own bundled roots unless told otherwise, and the tests'
+    # uv lock must pass an inspecting proxy the host's bundle trusts.
     docker import --change 'ENV PATH=/opt/controller/bin:/usr/local/bin:/usr/bin:/bin' \
+        --change 'ENV SSL_CERT_FILE=/usr/local/share/host-ca/ca-certificates.crt' \
         --change "LABEL recipe=$hash" "$ROOT/.cache/controller.tar" "$CONTROLLER_IMAGE" >/dev/null
     rm -f "$ROOT/.cache/controller.tar"
 }

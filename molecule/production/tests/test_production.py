@@ -174,7 +174,8 @@ def test_refused_release_fails_the_run_and_no_request(host, address, http, workd
     assert shop(host) == before
     assert get(http, address, SHOP).json()["release"] == serving_release
     assert releases(host) == set(host.check_output("cat /srv/shop/history").split())
-    assert host.check_output("ls /etc/gunicorn/shop").split() == sorted(f"{r}.env" for r in releases(host))
+    assert host.check_output("ls /etc/gunicorn/shop").split() == sorted(
+        ["build.env"] + [f"{r}.env" for r in releases(host)])
     assert host.run(f"systemctl is-active {before['idle_unit']}").stdout.strip() != "active"
 
 
