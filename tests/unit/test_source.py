@@ -257,9 +257,9 @@ dependencies = ["starlette==1.10.0"]
     # A pyproject.toml that only configures tools declares no dependencies.
     ({"pyproject.toml": "[tool.ruff]\nline-length = 100\n", "requirements.txt": "x\n", "constraints.txt": "y\n"},
      "requirements", ["constraints.txt", "requirements.txt"]),
-    # A Poetry project ships the requirements.txt exported from its lock.
-    ({"pyproject.toml": UV_PROJECT, "poetry.lock": "", "requirements.txt": "x\n"},
-     "requirements", ["requirements.txt"]),
+    # A Poetry project's lock wins over a requirements.txt exported from it.
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": "[metadata]\nlock-version = \"2.1\"\n", "requirements.txt": "x\n"},
+     "poetry", ["poetry.lock", "pyproject.toml"]),
     ({"main.py": "app = None\n"}, "none", []),
 ])
 def test_dependencies_come_from_the_first_of_uv_lock_pyproject_and_requirements(tmp_path, files, kind, deps_files):
@@ -267,7 +267,7 @@ def test_dependencies_come_from_the_first_of_uv_lock_pyproject_and_requirements(
         write(tmp_path / name, text)
     deps = fingerprint(tmp_path)["deps"]
     assert (deps["kind"], deps["files"]) == (kind, deps_files)
-    assert deps["requires_python"] == (">=3.11" if kind in ("uv", "pyproject") else None)
+    assert deps["requires_python"] == (">=3.11" if kind in ("uv", "poetry", "pyproject") else None)
 
 
 def test_a_package_is_installed_with_its_code_so_its_virtualenv_follows_the_code(tmp_path):
@@ -300,9 +300,95 @@ def test_the_lock_and_pyproject_decide_the_virtualenv_and_requirements_files_no_
     assert fingerprint(tmp_path)["requirements"] != before
 
 
+# A Poetry 2 lock (lock-version 2.1) as `poetry lock` writes it, cut short.
+POETRY_LOCK = """
+[[package]]
+name = "blinker"
+version = "1.9.0"
+optional = false
+groups = ["main"]
+files = [{file = "blinker-1.9.0-py3-none-any.whl", hash = "sha256:ba0e"}]
+
+[[package]]
+name = "colorama"
+version = "0.4.6"
+optional = false
+groups = ["main", "dev"]
+markers = {main = "platform_system == \\"Windows\\"", dev = "sys_platform == \\"win32\\""}
+files = [{file = "colorama-0.4.6-py2.py3-none-any.whl", hash = "sha256:4f1d"}, {file = "colorama-0.4.6.tar.gz", hash = "sha256:0869"}]
+
+[[package]]
+name = "pytest"
+version = "9.0.1"
+optional = false
+groups = ["dev"]
+files = [{file = "pytest-9.0.1-py3-none-any.whl", hash = "sha256:aaaa"}]
+
+[[package]]
+name = "python-dotenv"
+version = "1.2.1"
+optional = true
+groups = ["main"]
+files = [{file = "python_dotenv-1.2.1-py3-none-any.whl", hash = "sha256:bbbb"}]
+
+[[package]]
+name = "typing-extensions"
+version = "4.15.0"
+optional = false
+groups = ["main"]
+markers = "python_version < \\"3.13\\""
+files = [{file = "typing_extensions-4.15.0-py3-none-any.whl", hash = "sha256:cccc"}]
+
+[metadata]
+lock-version = "2.1"
+python-versions = ">=3.11"
+content-hash = "0000"
+"""
+
+
+def test_a_poetry_lock_gives_its_main_group_pinned_and_hashed_without_dev_or_extras(tmp_path):
+    write(tmp_path / "pyproject.toml", UV_PROJECT + "[tool.poetry]\npackage-mode = false\n")
+    write(tmp_path / "poetry.lock", POETRY_LOCK)
+    deps = fingerprint(tmp_path)["deps"]
+    assert (deps["kind"], deps["packaged"]) == ("poetry", False)
+    assert deps["locked"] == (
+        "blinker==1.9.0 \\\n    --hash=sha256:ba0e\n"
+        'colorama==0.4.6 ; platform_system == "Windows" \\\n    --hash=sha256:4f1d \\\n    --hash=sha256:0869\n'
+        'typing-extensions==4.15.0 ; python_version < "3.13" \\\n    --hash=sha256:cccc\n')
+    # Poetry's default package mode installs the project itself when it has a build system.
+    write(tmp_path / "pyproject.toml", UV_PROJECT + '[build-system]\nrequires = ["poetry-core>=2"]\n')
+    assert fingerprint(tmp_path)["deps"]["packaged"]
+
+
+def test_a_new_poetry_lock_makes_a_new_virtualenv_key(tmp_path):
+    write(tmp_path / "pyproject.toml", UV_PROJECT)
+    write(tmp_path / "poetry.lock", POETRY_LOCK)
+    before = fingerprint(tmp_path)["requirements"]
+    write(tmp_path / "poetry.lock", POETRY_LOCK.replace("4.15.0", "4.15.1"))
+    assert fingerprint(tmp_path)["requirements"] != before
+
+
 @pytest.mark.parametrize("files, message", [
     ({"pyproject.toml": "[project\n"}, "pyproject.toml is not valid TOML"),
-    ({"pyproject.toml": UV_PROJECT, "poetry.lock": ""}, "poetry.lock: Poetry projects are not installed"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": "[[package]\n"}, "poetry.lock is not valid TOML"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": '[metadata]\nlock-version = "2.0"\n'},
+     "poetry.lock has lock-version 2.0, which does not record each package's groups"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": POETRY_LOCK.replace("[metadata]", '''[[package]]
+name = "x"
+version = "1.0"
+groups = ["main"]
+files = []
+[package.source]
+type = "git"
+url = "https://example.com/x.git"
+
+[metadata]''')},
+     "poetry.lock: x comes from a git source"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": POETRY_LOCK.replace('version = "1.9.0"', 'version = "1\\n--index-url=http://evil"')},
+     "poetry.lock: the entry of package 'blinker' is not one Poetry writes"),
+    ({"pyproject.toml": UV_PROJECT, "poetry.lock": POETRY_LOCK.replace(
+        'files = [{file = "blinker-1.9.0-py3-none-any.whl", hash = "sha256:ba0e"}]', "files = []")},
+     "poetry.lock: blinker has no file hashes"),
     ({"requirements-prod.txt": "x\n"}, "requirements-prod.txt but no requirements.txt"),
 ])
 def test_dependency_files_the_role_cannot_install_are_refused_before_the_host(tmp_path, files, message):

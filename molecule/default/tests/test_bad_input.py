@@ -49,6 +49,13 @@ CASES = [
     ("nginx_lb_trusted_proxies", ["10.0.0.1; include /etc/shadow"]),
     ("nginx_lb_connect_timeout", 0),
     ("gunicorn_lb_group", "app"),
+    # Pins are exact versions: never "latest", never a range.
+    ("gunicorn_uv_version", "latest"),
+    ("uvicorn_version", ">=0.54"),
+    # A newline would end up in build.env as a second setting.
+    ("gunicorn_pip_index_url", "https://deploy:s3cret-token@pypi.example.com/simple\nUV_INSECURE_HOST=*"),
+    ("gunicorn_pip_extra_index_urls", ["file:///etc"]),
+    ("gunicorn_pip_ca_bundle", "certs/ca.pem"),
 ]
 
 
@@ -61,6 +68,14 @@ def test_refused_environment_names_are_named_and_their_values_never_printed(inva
     printed = json.dumps(results)
     assert "BAD NAME" in printed
     assert "s3cret-value" not in printed
+
+
+def test_a_refused_index_url_is_named_and_its_credentials_never_printed(invalid_runs):
+    [results] = [invalid_runs[f"invalid-{index}"] for index, case in enumerate(CASES)
+                 if case[0] == "gunicorn_pip_index_url"]
+    printed = json.dumps(results)
+    assert "gunicorn_pip_index_url" in printed
+    assert "s3cret-token" not in printed
 
 
 def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host, workdir):

@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import http.client
+import re
 import ssl
 import subprocess
 import time
@@ -77,6 +78,19 @@ def test_two_apps_have_their_own_units_venvs_and_sites(host, address, http):
     assert not [name for name in installed(host, blog_now["venv"]) if name.startswith("starlette==")]
     assert get(http, address, SHOP).json()["message"].startswith("Hello from gunicorn + uvicorn")
     assert get(http, address, BLOG).json()["message"].startswith("Hello from Flask")
+
+
+def test_the_poetry_project_gets_its_locked_main_group_and_never_its_dev_group(host):
+    """examples/wsgi-app is a Poetry project: its virtualenv holds what
+    poetry.lock pins for the main group (Flask and what Flask needs, at
+    their locked versions), never the dev group's pytest."""
+    blog_venv = installed(host, blog(host)["venv"])
+    lock = (EXAMPLES / "wsgi-app/poetry.lock").read_text()
+    for name in ("flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "blinker"):
+        version = re.search(rf'name = "{name}"\nversion = "([^"]+)"', lock).group(1)
+        assert f"{name}=={version}" in blog_venv
+    assert not [name for name in blog_venv if name.startswith(("pytest==", "pluggy==", "iniconfig=="))]
+    assert "gunicorn==27.0.1" in blog_venv
 
 
 def test_workers_auto_follows_the_cpu_count(host):

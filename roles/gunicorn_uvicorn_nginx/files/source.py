@@ -20,10 +20,10 @@ too: every file, the ignored ones as well, would ship.
 fingerprint prints {"code", "requirements", "deps", "files", "bytes", "git"}:
 "code" is a SHA-256 over every shipped path with its kind, executable bit and
 content (or link target); "deps" says how the app declares its dependencies,
-the first of: a uv.lock beside pyproject.toml ("uv"), a pyproject.toml with
-a [project] table ("pyproject"; a poetry.lock beside it needs a
-requirements.txt exported from it, which is then used),
-top-level requirements*.txt / constraints*.txt ("requirements"), or none;
+the first of: a uv.lock beside pyproject.toml ("uv"), a poetry.lock beside
+it ("poetry": its main group, as hashed requirements in "locked"), a
+pyproject.toml with a [project] table ("pyproject"), top-level
+requirements*.txt / constraints*.txt ("requirements"), or none;
 whether the project itself is an installable package (it then goes into the
 virtualenv too), and its requires-python. "requirements" is a SHA-256 over
 what decides the virtualenv: those files (and the code, for a package). The
@@ -47,6 +47,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -232,25 +233,23 @@ def read(root, relative, info):
 
 def dependencies(top):
     """How the app declares its dependencies, from its top-level files
-    (name -> bytes): {"kind", "files", "packaged", "requires_python"}."""
-    pyproject = {}
-    if "pyproject.toml" in top:
-        try:
-            pyproject = tomllib.loads(top["pyproject.toml"].decode())
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
-            raise Refused(f"pyproject.toml is not valid TOML ({error}): fix it, or exclude it") from None
+    (name -> bytes): {"kind", "files", "packaged", "requires_python"}, and
+    for Poetry "locked", the lock's main group as hashed requirements."""
+    pyproject = toml(top, "pyproject.toml") if "pyproject.toml" in top else {}
     project = pyproject.get("project", {})
     tool = pyproject.get("tool", {})
     # What uv and Poetry themselves decide: a build system makes a package,
     # unless the tool's own switch says otherwise.
     packaged = "build-system" in pyproject
+    locked = None
     if "uv.lock" in top and pyproject:
         kind, files = "uv", ["pyproject.toml", "uv.lock"]
         packaged = tool.get("uv", {}).get("package", packaged)
-    elif "poetry.lock" in top and pyproject and "requirements.txt" not in top:
-        raise Refused("poetry.lock: Poetry projects are not installed by the role yet; export the lock "
-                      "(poetry export -o requirements.txt) and ship that requirements.txt beside it")
-    elif project and "poetry.lock" not in top:
+    elif "poetry.lock" in top and pyproject:
+        kind, files = "poetry", ["poetry.lock", "pyproject.toml"]
+        packaged = packaged and tool.get("poetry", {}).get("package-mode", True)
+        locked = poetry_main_group(toml(top, "poetry.lock"))
+    elif project:
         kind, files = "pyproject", ["pyproject.toml"]
     else:
         files = sorted(name for name in top if any(fnmatch.fnmatchcase(name, pattern) for pattern in PIP_FILES))
@@ -259,7 +258,51 @@ def dependencies(top):
         raise Refused(f"{', '.join(files)} but no requirements.txt: the role installs requirements.txt "
                       "(which may -r or -c the others)")
     requires_python = project.get("requires-python") if kind != "requirements" else None
-    return {"kind": kind, "files": files, "packaged": bool(packaged), "requires_python": requires_python}
+    deps = {"kind": kind, "files": files, "packaged": bool(packaged), "requires_python": requires_python}
+    return {**deps, "locked": locked} if locked is not None else deps
+
+
+def toml(top, name):
+    try:
+        return tomllib.loads(top[name].decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise Refused(f"{name} is not valid TOML ({error}): fix it, or exclude it") from None
+
+
+def poetry_main_group(lock):
+    """What `poetry install --only main` installs, as a requirements file
+    that pins every package to its locked version and hashes: the packages
+    of the group main that no extra alone asks for, each with its markers.
+    Only a lock of Poetry 2 (lock-version 2.1) says which group a package
+    is in."""
+    version = str(lock.get("metadata", {}).get("lock-version", "?"))
+    if tuple(int(part) if part.isdigit() else -1 for part in version.split(".")) < (2, 1):
+        raise Refused(f"poetry.lock has lock-version {version}, which does not record each package's groups: "
+                      "lock it again with Poetry 2 (poetry lock)")
+    lines = []
+    for package in lock.get("package", []):
+        name, groups = package.get("name", "?"), package.get("groups", [])
+        if "main" not in groups or package.get("optional", False):
+            continue
+        where = package.get("source", {}).get("type", "legacy")
+        if where != "legacy":
+            raise Refused(f"poetry.lock: {name} comes from a {where} source; the role installs locked "
+                          "packages from package indexes only (gunicorn_pip_index_url)")
+        hashes = [entry["hash"] for entry in package.get("files", []) if "hash" in entry]
+        if not hashes:
+            raise Refused(f"poetry.lock: {name} has no file hashes to check its download against")
+        markers = package.get("markers")
+        if isinstance(markers, dict):
+            markers = markers.get("main")
+        # One requirement per package, never a line of options of its own.
+        fields = [name, str(package.get("version", "")), markers or "", *hashes]
+        if not (re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name) and re.fullmatch(r"[A-Za-z0-9.+!_-]+", fields[1])
+                and all(re.fullmatch(r"[a-z0-9]+:[0-9a-fA-F]+", digest) for digest in hashes)
+                and not any(char in "".join(fields) for char in "\n\r\\#")):
+            raise Refused(f"poetry.lock: the entry of package {name!r} is not one Poetry writes")
+        line = f"{name}=={fields[1]}" + (f" ; {markers}" if markers else "")
+        lines.append(" \\\n    ".join([line] + [f"--hash={digest}" for digest in hashes]))
+    return "".join(f"{line}\n" for line in lines)
 
 
 def supports(requires_python, version):
