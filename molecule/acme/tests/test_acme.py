@@ -6,12 +6,15 @@ a browser would: for the name, up to a trust anchor it is given.
 The tests run in file order: the last ones change the host.
 """
 
+import os
+import pathlib
 import re
+import tomllib
 
 import pytest
 
-from conftest import (PEBBLE_CA, assert_timer_renews_without_restart, converge, invalid_value_tests, only_on,
-                      pebble_root, served_certificate)
+from conftest import (PEBBLE_CA, assert_timer_renews_without_restart, converge, installed, invalid_value_tests,
+                      only_on, pebble_root, served_certificate, serving)
 
 NAMES = ["acme.test", "www.acme.test"]
 LINEAGE = "gunicorn-app"
@@ -46,9 +49,24 @@ def test_https_certificate_chains_to_pebble_root_for_each_name(host, root):
 
 def test_the_uv_package_serves_from_its_lock_with_the_project_installed(host, root):
     """examples/uv-app is what uv init makes (a package in src/): the lock's
-    versions are installed, and the project itself (its metadata answers)."""
+    versions are installed, and the project itself, built into the
+    virtualenv (not an editable link back to a release)."""
     body = host.check_output(f"curl -sS --cacert {root} https://acme.test/")
     assert '"message":"Hello from a uv project"' in body and '"version":"0.1.0"' in body, body
+    lock = tomllib.loads((pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "uv-app/uv.lock").read_text())
+    locked = {normal(package["name"]): package["version"] for package in lock["package"]}
+    venv = serving(host, "app")["venv"]
+    have = {normal(name): version for name, version in (entry.split("==") for entry in installed(host, venv))}
+    assert {"fastapi", "starlette", "pydantic", "shop"} <= have.keys(), have
+    assert {name: version for name, version in have.items() if name in locked} == {
+        name: locked[name] for name in have if name in locked}
+    record = host.check_output(f"cat {venv}/lib/python3*/site-packages/shop-0.1.0.dist-info/RECORD")
+    assert "shop/main.py" in record and ".pth" not in record, record
+
+
+def normal(name):
+    """A distribution name as uv.lock writes it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def test_served_certificate_is_the_lineage_and_names_the_site(host):
