@@ -412,3 +412,79 @@ def test_requires_python_is_checked_against_the_hosts_python(wanted, version, ok
 def test_a_requires_python_that_is_no_specifier_is_named():
     status, _, err = run("supports", "python 3", "3.11.2")
     assert status == 2 and "'python 3' is not a version specifier" in err
+
+
+def commit_all(repo, message="change"):
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", message)
+    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture
+def upstream(tmp_path):
+    """A repository as a git server would hold it, with one commit on main."""
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(repo / "main.py", "app = 1\n")
+    write(repo / "pyproject.toml", UV_PROJECT)
+    commit_all(repo, "first")
+    return repo
+
+
+def checkout(repo, version, cache):
+    status, out, err = run("checkout", repo, version, "--cache", cache)
+    assert status == 0, err
+    return out
+
+
+def test_a_git_revision_deploys_what_its_commit_holds(upstream, tmp_path):
+    cache = tmp_path / "cache"
+    first = checkout(upstream, "main", cache)
+    assert shipped(first["src"]) == ["main.py", "pyproject.toml"]
+    assert fingerprint(first["src"])["deps"]["kind"] == "pyproject"
+    # The branch moves: the next checkout fetches it; the same commit is the same tree.
+    write(upstream / "main.py", "app = 2\n")
+    write(upstream / "UNCOMMITTED.txt")
+    second_commit = commit_all(upstream)
+    write(upstream / "later.py")
+    second = checkout(upstream, "main", cache)
+    assert second["commit"] == second_commit != first["commit"]
+    assert shipped(second["src"]) == ["UNCOMMITTED.txt", "main.py", "pyproject.toml"]
+    assert fingerprint(second["src"])["code"] != fingerprint(first["src"])["code"]
+    assert checkout(upstream, first["commit"], cache) == first
+    git(upstream, "tag", "v1", first["commit"])
+    assert checkout(upstream, "v1", cache)["commit"] == first["commit"]
+
+
+def test_a_commit_already_fetched_needs_no_server(upstream, tmp_path):
+    cache = tmp_path / "cache"
+    commit = checkout(upstream, "main", cache)["commit"]
+    upstream.rename(tmp_path / "gone")
+    assert checkout(upstream, commit, cache)["commit"] == commit
+    status, _, err = run("checkout", upstream, "main", "--cache", cache)
+    assert status == 2 and "gunicorn_app_git_repo: git fetch failed" in err
+
+
+def test_a_version_the_repository_does_not_have_is_refused_naming_it(upstream, tmp_path):
+    status, _, err = run("checkout", upstream, "release-9", "--cache", tmp_path / "cache")
+    assert status == 2 and f"release-9 is no branch, tag or commit of {upstream}" in err
+
+
+def test_credentials_in_the_repository_url_are_never_printed(tmp_path):
+    status, out, err = run("checkout", "https://deploy:s3cret-token@127.0.0.1:9/app.git", "main",
+                           "--cache", tmp_path / "cache")
+    assert status == 2 and out is None
+    assert "git clone failed for https://***@127.0.0.1:9/app.git" in err and "s3cret-token" not in err
+
+
+def test_old_trees_are_pruned_and_the_newest_kept(upstream, tmp_path):
+    cache = tmp_path / "cache"
+    commits = [checkout(upstream, "main", cache)["commit"]]
+    for number in range(source.KEEP_TREES + 1):
+        write(upstream / "main.py", f"app = {number}\n")
+        commit_all(upstream)
+        commits.append(checkout(upstream, "main", cache)["commit"])
+    [trees] = cache.glob("*.trees")
+    assert sorted(path.name for path in trees.iterdir()) == sorted(commits[-source.KEEP_TREES:])

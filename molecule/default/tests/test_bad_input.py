@@ -9,7 +9,7 @@ nothing; the tests of test_default.py then still hold.
 
 import json
 
-from conftest import example_source, host_results, invalid_value_tests, only_on, run_playbook
+from conftest import EXAMPLES, example_source, host_results, invalid_value_tests, only_on, run_playbook
 
 # Type and choice checks that argument_specs alone makes are unit-tested
 # without a host (tests/unit/test_argument_specs.py); two of them stay here to
@@ -56,6 +56,11 @@ CASES = [
     ("gunicorn_pip_index_url", "https://deploy:s3cret-token@pypi.example.com/simple\nUV_INSECURE_HOST=*"),
     ("gunicorn_pip_extra_index_urls", ["file:///etc"]),
     ("gunicorn_pip_ca_bundle", "certs/ca.pem"),
+    # git would take it for an option.
+    ("gunicorn_app_git_repo", "--upload-pack=touch /tmp/pwned"),
+    ("gunicorn_app_git_version", "main..topic"),
+    # Two sources: which would ship?
+    ("gunicorn_app_src", str(EXAMPLES / "asgi-app"), ("gunicorn_app_git_repo", "https://git.example.com/app.git")),
 ]
 
 

@@ -4,6 +4,8 @@ import asyncio
 import concurrent.futures
 import gzip
 import hashlib
+import json
+import os
 import pathlib
 import re
 import subprocess
@@ -13,7 +15,7 @@ import pytest
 import websockets
 
 from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, installed,
-                      main_pid, nginx_files, only_on, process_user)
+                      main_pid, nginx_files, only_on, process_user, serving)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -441,3 +443,26 @@ def test_changed_secret_reaches_the_app_and_never_the_output(host, role_vars, ad
     assert role_vars["gunicorn_env"]["APP_SECRET"] not in output
     seen = http(f"http://{address}:{role_vars['nginx_listen_port']}/env-sha256/APP_SECRET").json()["sha256"]
     assert seen == hashlib.sha256(b"rotated-Secret-4711").hexdigest()
+
+
+def test_a_git_revision_ships_its_commit_and_the_same_commit_again_changes_nothing(host, role_vars, live):
+    """Last on Debian 13 (the host keeps serving the revision): the sample
+    app's repository (prepare.yml) deployed as gunicorn_app_git_repo, once
+    by its default branch (fetched) and once by the commit it resolved to
+    (no fetch), ships what the commit holds, without the uncommitted file
+    of the work tree, and records the commit; the second run changes nothing."""
+    only_on(host, "gun-debian13")
+    repo = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "asgi-app"
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    given = {"gunicorn_app_src": "", "gunicorn_app_git_repo": f"file://{repo}"}
+    rc, output = converge("gun-debian13", given)
+    assert rc == 0, output
+    rc, output = converge("gun-debian13", {**given, "gunicorn_app_git_version": commit})
+    assert rc == 0, output
+    assert re.search(r"gun-debian13 +: ok=\d+ +changed=0 ", output), output[-3000:]
+    now = serving(host, role_vars["gunicorn_app_name"], role_vars["gunicorn_app_root"], role_vars["bind_port"])
+    assert now["release"] != live["release"]
+    assert json.loads(host.check_output(f"cat {now['release_dir']}/release.json"))["commit"] == commit
+    shipped = host.check_output(f"cd {now['release_dir']} && find . -mindepth 1 -printf '%P\\n'").split()
+    assert {"main.py", "pyproject.toml", "uv.lock"} <= set(shipped) and "UNCOMMITTED.txt" not in shipped

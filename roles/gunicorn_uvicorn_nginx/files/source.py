@@ -3,6 +3,7 @@
     source.py fingerprint SRC [--exclude PATTERN]...
     source.py archive SRC --expect CODE [--exclude PATTERN]...
     source.py supports REQUIRES_PYTHON VERSION
+    source.py checkout REPO VERSION [--cache DIR]
 
 Which files: in a git work tree, the files git tracks and the untracked ones
 it does not ignore (an uncommitted fix deploys); anywhere else, every file.
@@ -37,11 +38,21 @@ have changed since), else deletes it; prints {"archive", "sha256", "files",
 listed. Anything else that goes wrong (a file unreadable, ...) stops it
 naming the path, without a traceback.
 
+checkout makes a clean work tree of one commit of a git repository
+(gunicorn_app_git_repo, gunicorn_app_git_version: a branch, tag or commit)
+under the controller's cache (DIR, default ~/.cache/gunicorn-uvicorn-nginx/git):
+a bare mirror per repository, fetched unless VERSION is a commit it already
+has, and a work tree per commit, which fingerprint and archive then read
+like any work tree (what the commit tracks). Prints {"src", "commit"}.
+Concurrent runs take turns (a lock per repository); credentials in REPO
+are never printed.
+
 supports exits 0 when Python VERSION satisfies REQUIRES_PYTHON (a PEP 440
 specifier set), else prints why and exits 2.
 """
 
 import argparse
+import fcntl
 import fnmatch
 import hashlib
 import io
@@ -378,14 +389,80 @@ def archive(root, shipped, path):
     return contents
 
 
+KEEP_TREES = 5
+
+
+def without_credentials(text):
+    return re.sub(r"(://)[^/@\s]*@", r"\1***@", text)
+
+
+def checkout(repo, version, cache):
+    """A work tree of the commit VERSION names in REPO: (path, commit)."""
+    os.makedirs(cache, mode=0o700, exist_ok=True)
+    key = hashlib.sha256(repo.encode()).hexdigest()[:16]
+    mirror = os.path.join(cache, f"{key}.git")
+    env = {**GIT_ENV, "GIT_TERMINAL_PROMPT": "0"}
+
+    def run(*args, where=mirror):
+        done = subprocess.run(["git", "-C", where, *args], capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            raise Refused(f"git {args[0]} failed for {without_credentials(repo)}: "
+                          f"{without_credentials(done.stderr.strip())}")
+        return done.stdout.strip()
+
+    def commit_of(name):
+        done = subprocess.run(["git", "-C", mirror, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                               f"{name}^{{commit}}"], capture_output=True, text=True, env=env, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    with open(os.path.join(cache, f"{key}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.isdir(mirror):
+            partial = f"{mirror}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            run("clone", "--quiet", "--mirror", "--", repo, partial, where=cache)
+            os.rename(partial, mirror)
+            commit = None
+        else:
+            # A commit already fetched never changes; a branch or tag may have.
+            commit = commit_of(version) if re.fullmatch(r"[0-9a-f]{40}", version) else None
+        if commit is None:
+            run("fetch", "--quiet", "--prune", "--prune-tags", "origin")
+            commit = commit_of(version)
+        if commit is None:
+            raise Refused(f"{version} is no branch, tag or commit of {without_credentials(repo)}")
+        trees = os.path.join(cache, f"{key}.trees")
+        tree = os.path.join(trees, commit)
+        if not os.path.isfile(os.path.join(tree, ".git")):
+            shutil.rmtree(tree, ignore_errors=True)
+            run("worktree", "prune")
+            run("worktree", "add", "--quiet", "--detach", "--force", tree, commit)
+        os.utime(tree)
+        old = sorted((entry.path for entry in os.scandir(trees) if entry.is_dir()),
+                     key=os.path.getmtime, reverse=True)[KEEP_TREES:]
+        for path in old:
+            run("worktree", "remove", "--force", path)
+    return tree, commit
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
-    parser.add_argument("action", choices=["fingerprint", "archive", "supports"])
+    parser.add_argument("action", choices=["fingerprint", "archive", "supports", "checkout"])
     parser.add_argument("src")
     parser.add_argument("version", nargs="?")
     parser.add_argument("--exclude", action="append", default=[])
     parser.add_argument("--expect")
+    parser.add_argument("--cache", default=os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "gunicorn-uvicorn-nginx", "git"))
     args = parser.parse_args(argv)
+    if args.action == "checkout":
+        try:
+            tree, commit = checkout(args.src, args.version, args.cache)
+        except (Refused, OSError) as refusal:
+            print(f"gunicorn_app_git_repo: {without_credentials(str(refusal))}", file=sys.stderr)
+            return 2
+        print(json.dumps({"src": tree, "commit": commit}))
+        return 0
     if args.action == "supports":
         why = supports(args.src, args.version)
         if why:
