@@ -14,8 +14,8 @@ import time
 import pytest
 import websockets
 
-from conftest import (assert_no_request_failed, children, converge, converge_under_load, gixy_problems, installed,
-                      main_pid, nginx_files, only_on, process_user, serving)
+from conftest import (assert_no_request_failed, children, converge, converge_under_load, example_source, gixy_problems,
+                      installed, main_pid, nginx_files, only_on, process_user, serving)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -305,6 +305,69 @@ def test_app_writes_only_to_its_state_directory(host, role_vars, address, http, 
     # Everywhere else the file system is read-only to it, whatever the permissions.
     show = host.check_output(f"systemctl show --property ProtectSystem,ReadWritePaths {live['unit']}")
     assert "ProtectSystem=strict" in show.splitlines()
+
+
+# What a dependency's build script tries (an sdist's setup.py runs at build
+# time): every place the app user could write without the sandbox.
+HOSTILE_BUILD = """import os
+for path in ["/var/lib/gunicorn-{app}/from-build", "/tmp/from-build", "/var/tmp/from-build",
+             "/dev/shm/from-build", "/srv/{app}/from-build", "/etc/from-build"]:
+    try:
+        with open(path, "w") as planted:
+            planted.write("x")
+        print("WROTE", path)
+    except OSError as error:
+        print("REFUSED", path, error.strerror)
+raise SystemExit("hostile build ran as " + str(os.getuid()))
+"""
+
+
+def test_a_dependencys_build_script_runs_as_the_app_in_a_box_and_writes_nothing(host, role_vars, live, workdir):
+    """The app's requirements name a local sdist whose setup.py tries to
+    write where the app user may (its own data directory, /tmp, /var/tmp,
+    /dev/shm) and where only root may: it runs (its message refuses the
+    release), not as root, and nothing it tried exists afterwards; the
+    serving release is untouched. The build reads PyPI through an index URL
+    with credentials (PyPI ignores them), which even -vvv never prints."""
+    only_on(host, "gun-debian12")
+    app = role_vars["gunicorn_app_name"]
+    source = example_source(workdir, "asgi-app", "main.py", "hostile-build")
+    (source / "pyproject.toml").unlink()
+    (source / "requirements.txt").write_text("starlette==1.10.0\n./hostile\n")
+    (source / "hostile").mkdir()
+    (source / "hostile/setup.py").write_text(HOSTILE_BUILD.replace("{app}", app))
+    canary = "s3cret-canary-5d1f"
+    rc, output = converge("gun-debian12", {"gunicorn_app_src": str(source),
+                                           "gunicorn_pip_index_url": f"https://deploy:{canary}@pypi.org/simple"},
+                          options=["-vvv"])
+    assert rc != 0
+    assert canary not in output
+    assert host.check_output(f"stat -c %U:%a /etc/gunicorn/{app}/build.env") == "root:600"
+    uid = host.user(role_vars["gunicorn_user"]).uid
+    assert f"hostile build ran as {uid}" in output, output[-3000:]
+    assert "WROTE" not in output
+    planted = host.run("ls -d /var/lib/gunicorn-*/from-build /tmp/from-build /var/tmp/from-build /dev/shm/from-build "
+                       "/srv/*/from-build /etc/from-build")
+    assert planted.stdout == "", planted.stdout
+    assert serving(host, app, role_vars["gunicorn_app_root"], role_vars["bind_port"])["release"] == live["release"]
+
+
+def test_an_app_that_needs_a_newer_python_is_refused_naming_both_versions(host, role_vars, live, workdir):
+    """requires-python is checked against the host's Python before anything
+    is built: the run fails naming both versions, nothing serves differently."""
+    only_on(host, "gun-debian13")
+    source = example_source(workdir, "asgi-app", "main.py", "needs-python-4")
+    pyproject = source / "pyproject.toml"
+    pyproject.write_text(re.sub(r"requires-python = .*", 'requires-python = ">=4.0"', pyproject.read_text()))
+    releases = f"ls {role_vars['gunicorn_app_root']}/releases {role_vars['gunicorn_app_root']}/venvs"
+    before = host.check_output(releases)
+    rc, output = converge("gun-debian13", {"gunicorn_app_src": str(source)})
+    assert rc != 0
+    python = host.check_output("python3 -c 'import platform; print(platform.python_version())'")
+    assert f"the app requires Python >=4.0 (pyproject.toml), and the host has Python {python}" in output, output[-3000:]
+    now = serving(host, role_vars["gunicorn_app_name"], role_vars["gunicorn_app_root"], role_vars["bind_port"])
+    assert now["release"] == live["release"]
+    assert host.check_output(releases) == before
 
 
 def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, address, http, live):
