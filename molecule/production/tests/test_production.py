@@ -7,6 +7,8 @@ import asyncio
 import concurrent.futures
 import hashlib
 import http.client
+import os
+import pathlib
 import re
 import ssl
 import subprocess
@@ -81,11 +83,11 @@ def test_two_apps_have_their_own_units_venvs_and_sites(host, address, http):
 
 
 def test_the_poetry_project_gets_its_locked_main_group_and_never_its_dev_group(host):
-    """examples/wsgi-app is a Poetry project: its virtualenv holds what
-    poetry.lock pins for the main group (Flask and what Flask needs, at
+    """examples/wsgi-app is a Poetry project (prepare.yml locks it): its
+    virtualenv holds what poetry.lock pins for the main group (Flask and what Flask needs, at
     their locked versions), never the dev group's pytest."""
     blog_venv = installed(host, blog(host)["venv"])
-    lock = (EXAMPLES / "wsgi-app/poetry.lock").read_text()
+    lock = (pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "wsgi-app/poetry.lock").read_text()
     for name in ("flask", "werkzeug", "jinja2", "markupsafe", "itsdangerous", "click", "blinker"):
         version = re.search(rf'name = "{name}"\nversion = "([^"]+)"', lock).group(1)
         assert f"{name}=={version}" in blog_venv
