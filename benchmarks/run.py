@@ -170,7 +170,9 @@ def app_venv():
 
 
 def versions():
-    pip_freeze = in_container(f"{app_venv()}/bin/pip freeze").stdout.lower().split()
+    # uv builds the virtualenvs without pip: ask the distributions' metadata.
+    script = "import importlib.metadata as m; print(*(d.name + '==' + d.version for d in m.distributions()))"
+    pip_freeze = in_container(f'{app_venv()}/bin/python -c "{script}"').stdout.lower().split()
     wanted = ("gunicorn", "uvicorn", "uvicorn-worker", "uvloop", "httptools", "starlette")
     packages = ", ".join(p for p in pip_freeze if p.split("==")[0] in wanted)
     cpu_model = next(
