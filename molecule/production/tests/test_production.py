@@ -461,6 +461,24 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
         assert " changed=0 " in output, output
 
 
+def test_a_first_deploy_nginx_rejects_leaves_nginx_whole(host, address, http):
+    """After the removal: the shop deployed anew with a server snippet nginx
+    rejects. The run fails with nginx's error, and nothing of the shop stays
+    in nginx's configuration (no dangling sites-enabled link): nginx -t
+    passes, nginx restarts, the blog serves on."""
+    only_on(host, "gun-debian12")
+    rc, output = converge("gun-debian12", {"deploy": ["shop"], "nginx_server_snippets": [
+        {"name": "typo", "content": "no_such_directive on;"}]})
+    assert rc != 0
+    assert 'unknown directive "no_such_directive"' in output, output[-3000:]
+    listing = host.check_output("ls -A /etc/nginx/sites-enabled /etc/nginx/sites-available")
+    assert "shop" not in listing, listing
+    assert host.run("ls -A /etc/nginx/snippets/gunicorn-shop 2>/dev/null").stdout == ""
+    assert host.run("nginx -t").rc == 0
+    assert host.run("systemctl restart nginx").rc == 0
+    assert get(http, address, BLOG).status == 200
+
+
 @pytest.fixture(autouse=True)
 def _blog_still_answers(address, http):
     yield
