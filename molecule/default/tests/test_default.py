@@ -305,6 +305,11 @@ def test_app_writes_only_to_its_state_directory(host, role_vars, address, http, 
     # Everywhere else the file system is read-only to it, whatever the permissions.
     show = host.check_output(f"systemctl show --property ProtectSystem,ReadWritePaths {live['unit']}")
     assert "ProtectSystem=strict" in show.splitlines()
+    # Its /dev/shm and /tmp are its own: what it leaves there no one else sees.
+    pid = main_pid(host, live["unit"])
+    for directory in ("/dev/shm", "/tmp"):
+        host.check_output(f"nsenter -t {pid} -m touch {directory}/left-by-the-app")
+        assert not host.file(f"{directory}/left-by-the-app").exists
 
 
 # What a dependency's build script tries (an sdist's setup.py runs at build
