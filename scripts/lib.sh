@@ -63,36 +63,30 @@ ensure_docker() {
     exit 1
 }
 
-ensure_venv() {
-    local stamp="$VENV/.requirements.sha256" want
-    want=$(cat "$ROOT/requirements-dev.txt" "$ROOT/constraints-dev.txt" | sha256sum | cut -d' ' -f1)
-    if ! [ -x "$VENV/bin/molecule" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-        log "Installing the pinned tools into $VENV"
-        rm -rf "$VENV"
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q --disable-pip-version-check \
-            -r "$ROOT/requirements-dev.txt" -c "$ROOT/constraints-dev.txt" \
-            2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-        echo "$want" >"$stamp"
+# pinned_venv DIR SUFFIX PROGRAM: a virtualenv at DIR holding
+# requirements-SUFFIX.txt under constraints-SUFFIX.txt, rebuilt when either
+# file changed or PROGRAM is missing from it.
+pinned_venv() {
+    local dir=$1 suffix=$2 program=$3 want
+    want=$(cat "$ROOT/requirements-$suffix.txt" "$ROOT/constraints-$suffix.txt" | sha256sum | cut -d' ' -f1)
+    if [ -x "$dir/bin/$program" ] && [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" = "$want" ]; then
+        return 0
     fi
-    ensure_poetry
+    log "Installing the pinned tools of requirements-$suffix.txt into $dir"
+    rm -rf "$dir"
+    python3 -m venv "$dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check \
+        -r "$ROOT/requirements-$suffix.txt" -c "$ROOT/constraints-$suffix.txt" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    echo "$want" >"$dir/.requirements.sha256"
 }
 
-# Poetry, for the tests' poetry lock: a virtualenv of its own (its
-# dependencies would fight the tools'), linked into $VENV/bin.
-ensure_poetry() {
-    local dir="$VENV/poetry" want
-    want=$(cat "$ROOT/requirements-poetry.txt" "$ROOT/constraints-poetry.txt" | sha256sum | cut -d' ' -f1)
-    if ! [ -x "$dir/bin/poetry" ] || [ "$(cat "$dir/.requirements.sha256" 2>/dev/null)" != "$want" ]; then
-        log "Installing the pinned Poetry into $dir"
-        rm -rf "$dir"
-        python3 -m venv "$dir"
-        "$dir/bin/pip" install -q --disable-pip-version-check \
-            -r "$ROOT/requirements-poetry.txt" -c "$ROOT/constraints-poetry.txt" \
-            2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
-        echo "$want" >"$dir/.requirements.sha256"
-    fi
-    ln -sfn "$dir/bin/poetry" "$VENV/bin/poetry"
+ensure_venv() {
+    pinned_venv "$VENV" dev molecule
+    # Poetry, for the tests' poetry lock: a virtualenv of its own (its
+    # dependencies would fight the tools'), linked into $VENV/bin.
+    pinned_venv "$VENV/poetry" poetry poetry
+    ln -sfn "$VENV/poetry/bin/poetry" "$VENV/bin/poetry"
 }
 
 ensure_ssh_key() {
