@@ -1,0 +1,161 @@
+"""plugins/modules/host_state.py: the one read of a host's state per run, and
+the deploy lock it takes first. Its helpers on real directories, and the
+module itself run as Ansible runs it (a JSON file of arguments), no host needed."""
+
+import hashlib
+import importlib.util
+import json
+import os
+import pathlib
+import pwd
+import subprocess
+import sys
+
+import pytest
+
+MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/host_state.py"
+spec = importlib.util.spec_from_file_location("host_state", MODULE)
+state = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(state)
+
+
+def call(tmp_path, check_mode=False, **args):
+    """The module as Ansible runs it: (its parsed result, its exit status)."""
+    arguments = tmp_path / "args.json"
+    args = {"app_name": "app", "app_root": str(tmp_path / "root"), **args}
+    if check_mode:
+        args["_ansible_check_mode"] = True
+    arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    result = subprocess.run([sys.executable, str(MODULE), str(arguments)], capture_output=True, text=True,
+                            check=False)
+    return json.loads(result.stdout), result.returncode
+
+
+def test_lock_is_taken_with_its_holder_and_released(tmp_path):
+    lock = tmp_path / "app.deploy"
+    assert state.take_lock(str(lock), "ann@laptop since now", 5) == 0
+    assert (lock / "holder").read_text() == "ann@laptop since now\n"
+    state.release_lock(str(lock))
+    assert not lock.exists()
+
+
+def test_a_held_lock_is_waited_for_then_refused_naming_its_holder(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5)
+    slept = []
+    with pytest.raises(state.LockTimeout) as refused:
+        state.take_lock(str(lock), "bob@ci", 3, sleep=slept.append)
+    assert refused.value.holder == "ann@laptop" and refused.value.waited == 3 and len(slept) == 3
+    assert (lock / "holder").read_text() == "ann@laptop\n"
+
+
+def test_a_lock_freed_while_waiting_is_taken(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5)
+    assert state.take_lock(str(lock), "bob@ci", 5, sleep=lambda _: state.release_lock(str(lock))) == 1
+    assert (lock / "holder").read_text() == "bob@ci\n"
+
+
+def test_only_finished_builds_count(tmp_path):
+    for name, marked in [("aaa", True), ("bbb", False), (".ccc", True)]:
+        (tmp_path / name).mkdir()
+        if marked:
+            (tmp_path / name / "release.json").write_text("{}")
+    (tmp_path / "file").write_text("")
+    assert state.complete(str(tmp_path), "release.json") == ["aaa"]
+    assert state.complete(str(tmp_path / "missing"), "release.json") == []
+
+
+def test_checksums_only_of_regular_files_and_never_blocking_on_a_fifo(tmp_path):
+    (tmp_path / "unit").write_bytes(b"[Unit]\n")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "link").symlink_to(tmp_path / "unit")
+    assert state.sha1_of(str(tmp_path / "unit")) == hashlib.sha1(b"[Unit]\n").hexdigest()
+    assert state.sha1_of(str(tmp_path / "link")) == state.sha1_of(str(tmp_path / "unit"))
+    for other in ("fifo", "missing", "."):
+        assert state.sha1_of(str(tmp_path / other)) is None
+
+
+def test_serving_state_reads_the_slot_and_current(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(state, "unit_active", lambda name: asked.append(name) or True)
+    assert state.serving_state("app", str(tmp_path)) == {"slot": "", "release": "", "serving": False, "active": False}
+    assert asked == []
+    (tmp_path / "releases/abc123").mkdir(parents=True)
+    (tmp_path / "current").symlink_to("releases/abc123")
+    (tmp_path / "slot").write_text("green\n")
+    assert state.serving_state("app", str(tmp_path)) == {
+        "slot": "green", "release": "abc123", "serving": True, "active": True}
+    assert asked == ["gunicorn-app-green.service"]
+    # Anything but blue or green names no unit at all.
+    (tmp_path / "slot").write_text("green; reboot\n")
+    assert state.serving_state("app", str(tmp_path))["slot"] == ""
+
+
+def test_a_dangling_current_names_its_release_but_serves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "unit_active", lambda name: False)
+    (tmp_path / "current").symlink_to("releases/gone")
+    assert state.serving_state("app", str(tmp_path))["release"] == "gone"
+    assert state.serving_state("app", str(tmp_path))["serving"] is False
+
+
+def test_missing_packages_from_dpkgs_status(monkeypatch):
+    monkeypatch.setattr(state, "run", lambda argv: (1, "nginx ii \ndbus un \npasswd ii \n", ""))
+    assert state.missing_packages(["nginx", "dbus", "passwd", "certbot"]) == ["dbus", "certbot"]
+    monkeypatch.setattr(state, "run", lambda argv: (127, "", "No such file"))
+    assert state.missing_packages(["nginx"]) == ["nginx"]
+    assert state.missing_packages([]) == []
+
+
+def test_a_missing_command_is_status_127():
+    assert state.run(["/nonexistent/command"])[0] == 127
+
+
+def test_the_user_is_ok_only_as_the_role_makes_it(monkeypatch):
+    me = pwd.getpwuid(os.getuid())
+    assert not state.user_ok(me.pw_name, "no-such-group-here", "/srv/app")
+    assert not state.user_ok("no-such-user-here", "root", "/srv/app")
+    assert not state.user_ok(None, None, "/srv/app")
+
+    class Account:
+        pw_gid, pw_shell, pw_dir = 0, "/usr/sbin/nologin", "/srv/app"
+
+    monkeypatch.setattr(state.pwd, "getpwnam", lambda name: Account)
+    assert state.user_ok("app", "root", "/srv/app")
+    assert not state.user_ok("app", "root", "/srv/other")
+    Account.pw_shell = "/bin/bash"
+    assert not state.user_ok("app", "root", "/srv/app")
+
+
+def test_the_module_takes_the_lock_and_reads_the_state(tmp_path):
+    lock = tmp_path / "app.deploy"
+    (tmp_path / "root/releases/abc/").mkdir(parents=True)
+    (tmp_path / "root/releases/abc/release.json").write_text("{}")
+    (tmp_path / "unit.service").write_text("[Service]\n")
+    result, status = call(tmp_path, lock_dir=str(lock), lock_holder="ann@laptop", paths=[str(tmp_path / "nope")],
+                          checksums=[str(tmp_path / "unit.service"), str(tmp_path / "gone.service")])
+    assert status == 0, result
+    assert result["changed"] is False
+    assert result["lock_taken"] == str(lock) and result["lock_waited"] == 0
+    assert (lock / "holder").read_text() == "ann@laptop\n"
+    assert result["releases"] == ["abc"] and result["venvs"] == []
+    assert result["exists"] == {str(tmp_path / "nope"): False}
+    assert len(result["sha1"][str(tmp_path / "unit.service")]) == 40
+    assert result["sha1"][str(tmp_path / "gone.service")] is None
+    assert result["cpus"] == len(os.sched_getaffinity(0))
+    assert result["python"].count(".") == 1 and result["python_version"].startswith(result["python"] + ".")
+
+    # A second run waits (here: not at all), fails naming the holder, and leaves the lock as it was.
+    result, status = call(tmp_path, lock_dir=str(lock), lock_holder="bob@ci", lock_timeout=0)
+    assert status != 0
+    assert "holds the deploy lock of app (ann@laptop)" in result["msg"]
+    assert "remove %s and run again" % lock in result["msg"]
+    assert result["lock_taken"] is None
+    assert (lock / "holder").read_text() == "ann@laptop\n"
+
+
+def test_check_mode_takes_no_lock(tmp_path):
+    lock = tmp_path / "app.deploy"
+    result, status = call(tmp_path, check_mode=True, lock_dir=str(lock))
+    assert status == 0, result
+    assert result["lock_taken"] is None and not lock.exists()
