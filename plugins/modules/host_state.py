@@ -19,13 +19,17 @@ description:
   - Internal to the role gunicorn_uvicorn_nginx; its tasks read the result.
   - Read-only apart from the lock, also in check mode (which takes no lock).
 options:
-  app_name: {type: str, required: true, description: gunicorn_app_name.}
-  app_root: {type: path, required: true, description: gunicorn_app_root.}
+  app_name: {type: str, description: gunicorn_app_name; without it, nothing about what serves is read.}
+  app_root: {type: path, description: gunicorn_app_root.}
   packages: {type: list, elements: str, default: [], description: Debian packages the run needs.}
   user: {type: str, description: The app user, checked for a no-login account of I(group) homed at I(app_root).}
   group: {type: str, description: The app group.}
   paths: {type: list, elements: path, default: [], description: Paths whose existence is reported.}
   checksums: {type: list, elements: path, default: [], description: Files whose SHA-1 is reported.}
+  links: {type: list, elements: path, default: [], description: Symbolic links whose target is reported.}
+  marker: {type: str, description: "A marker line: files in I(marker_dirs) with a line that starts with it and a colon."}
+  marker_dirs: {type: list, elements: path, default: [], description: Where to look for I(marker) in *.conf files.}
+  units: {type: list, elements: str, default: [], description: systemd units whose state is reported.}
   lock_dir: {type: path, description: The deploy lock to take first (a directory; mkdir is atomic).}
   lock_holder: {type: str, default: '?', description: Who takes the lock, written into it.}
   lock_timeout: {type: int, default: 600, description: Seconds to wait for another run's lock.}
@@ -44,6 +48,9 @@ releases: {description: Releases on the host that were completely built (their r
 venvs: {description: Virtualenvs on the host that were completely built (marked .complete), type: list}
 exists: {description: Path to whether it exists, for I(paths), type: dict}
 sha1: {description: Path to its SHA-1 (null if it is not a regular file), for I(checksums), type: dict}
+link: {description: Path to its target (null if it is not a symbolic link), for I(links), type: dict}
+marked: {description: The *.conf files of I(marker_dirs) that carry I(marker), sorted, type: list}
+unit: {description: "Unit to {active, enabled}, for I(units)", type: dict}
 cpus: {description: CPUs this process may run on (what nproc prints), type: int}
 nginx_version: {description: nginx's version, null when nginx is not installed, type: str}
 ipv6: {description: Whether the kernel has IPv6 (booted without ipv6.disable=1), type: bool}
@@ -136,6 +143,38 @@ def nginx_version():
     return None
 
 
+def link_target(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def marked_files(marker, directories):
+    """The *.conf files of directories with a line that starts with 'marker:' (what this app wrote)."""
+    found = []
+    for directory in directories:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(directory, name)
+            if not name.endswith(".conf") or os.path.islink(path) or not os.path.isfile(path):
+                continue
+            try:
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    if any(line.startswith(marker + ":") for line in handle):
+                        found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def unit_state(name):
+    return {"active": unit_active(name), "enabled": run(["systemctl", "--quiet", "is-enabled", name])[0] == 0}
+
+
 def user_ok(user, group, home):
     if not user or not group:
         return False
@@ -206,38 +245,49 @@ class LockTimeout(Exception):
 
 def read_state(params):
     python, python_version = python_versions()
+    app_root = params["app_root"] or ""
     state = {
         "python": python,
         "python_version": python_version,
         "packages_missing": missing_packages(params["packages"]),
         "dbus_active": unit_active("dbus.socket"),
-        "releases": complete(os.path.join(params["app_root"], "releases"), "release.json"),
-        "venvs": complete(os.path.join(params["app_root"], "venvs"), ".complete"),
+        "releases": complete(os.path.join(app_root, "releases"), "release.json") if app_root else [],
+        "venvs": complete(os.path.join(app_root, "venvs"), ".complete") if app_root else [],
         "exists": {path: os.path.lexists(path) for path in params["paths"]},
         "sha1": {path: sha1_of(path) for path in params["checksums"]},
+        "link": {path: link_target(path) for path in params["links"]},
+        "marked": marked_files(params["marker"], params["marker_dirs"]) if params["marker"] else [],
+        "unit": {name: unit_state(name) for name in params["units"]},
         "cpus": len(os.sched_getaffinity(0)),
         "nginx_version": nginx_version(),
         "ipv6": os.path.exists("/proc/net/if_inet6"),
-        "user_ok": user_ok(params["user"], params["group"], params["app_root"]),
+        "user_ok": user_ok(params["user"], params["group"], app_root),
     }
-    state.update(serving_state(params["app_name"], params["app_root"]))
+    if params["app_name"] and app_root:
+        state.update(serving_state(params["app_name"], app_root))
     return state
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            "app_name": {"type": "str", "required": True},
-            "app_root": {"type": "path", "required": True},
+            "app_name": {"type": "str"},
+            "app_root": {"type": "path"},
             "packages": {"type": "list", "elements": "str", "default": []},
             "user": {"type": "str"},
             "group": {"type": "str"},
             "paths": {"type": "list", "elements": "path", "default": []},
             "checksums": {"type": "list", "elements": "path", "default": []},
+            "links": {"type": "list", "elements": "path", "default": []},
+            "marker": {"type": "str"},
+            "marker_dirs": {"type": "list", "elements": "path", "default": []},
+            "units": {"type": "list", "elements": "str", "default": []},
             "lock_dir": {"type": "path"},
             "lock_holder": {"type": "str", "default": "?"},
             "lock_timeout": {"type": "int", "default": 600},
         },
+        required_together=[("app_name", "app_root")],
+        required_by={"lock_dir": "app_name"},
         supports_check_mode=True,
     )
     params = module.params
