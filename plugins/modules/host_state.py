@@ -7,7 +7,7 @@ Each task of a play costs a module execution (about a quarter of a second,
 whatever it does), so the role reads the host once: which packages are
 missing, whether the system bus and the pinned uv are there, what serves the
 app, which releases exist, the checksums of the files the run would write,
-and the host's Python, CPUs, nginx version and IPv6. With ``lock`` it first
+and the host's Python, CPUs, nginx version and IPv6. With ``lock_dir`` it first
 takes the app's deploy lock, so that what it reads cannot change under the
 run until the lock is released.
 """
@@ -39,7 +39,7 @@ RETURN = r"""
 python: {description: The host Python's major.minor (virtualenvs are built for it), type: str}
 python_version: {description: Its full version, type: str}
 packages_missing: {description: Packages of I(packages) not installed, type: list}
-dbus_active: {description: Whether the system bus's socket runs, type: bool}
+dbus_active: {description: Whether the system bus's socket runs (null unless I(packages) holds dbus), type: bool}
 slot: {description: The unit pair that serves (blue, green or empty), type: str}
 release: {description: The release behind current (empty if none), type: str}
 serving: {description: Whether current leads to a release directory, type: bool}
@@ -250,7 +250,7 @@ def read_state(params):
         "python": python,
         "python_version": python_version,
         "packages_missing": missing_packages(params["packages"]),
-        "dbus_active": unit_active("dbus.socket"),
+        "dbus_active": unit_active("dbus.socket") if "dbus" in params["packages"] else None,
         "releases": complete(os.path.join(app_root, "releases"), "release.json") if app_root else [],
         "venvs": complete(os.path.join(app_root, "venvs"), ".complete") if app_root else [],
         "exists": {path: os.path.lexists(path) for path in params["paths"]},

@@ -76,6 +76,29 @@ def test_checksums_only_of_regular_files_and_never_blocking_on_a_fifo(tmp_path):
         assert state.sha1_of(str(tmp_path / other)) is None
 
 
+def test_marked_files_are_the_apps_own_conf_files(tmp_path):
+    marker = '# Written by the gunicorn_uvicorn_nginx role for app "shop"'
+    conf, snippets = tmp_path / "conf.d", tmp_path / "snippets"
+    conf.mkdir()
+    (conf / "mine.conf").write_text("# header\n" + marker + ": nginx_snippets mine\ngzip on;\n")
+    (conf / "other.conf").write_text('# Written by the gunicorn_uvicorn_nginx role for app "shop2": x\n')
+    (conf / "quoted.conf").write_text("# " + marker + ": not at the start of a line\n")
+    (conf / "mine.conf.removed~").write_text(marker + ": a stash, not a snippet\n")
+    (conf / "link.conf").symlink_to(conf / "mine.conf")
+    os.mkfifo(conf / "fifo.conf")
+    assert state.marked_files(marker, [str(conf), str(snippets)]) == [str(conf / "mine.conf")]
+
+
+def test_link_targets_are_read_never_followed(tmp_path):
+    (tmp_path / "site.conf").write_text("")
+    (tmp_path / "enabled.conf").symlink_to(tmp_path / "site.conf")
+    (tmp_path / "dangling.conf").symlink_to(tmp_path / "gone.conf")
+    assert state.link_target(str(tmp_path / "enabled.conf")) == str(tmp_path / "site.conf")
+    assert state.link_target(str(tmp_path / "dangling.conf")) == str(tmp_path / "gone.conf")
+    assert state.link_target(str(tmp_path / "site.conf")) is None
+    assert state.link_target(str(tmp_path / "missing.conf")) is None
+
+
 def test_serving_state_reads_the_slot_and_current(tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(state, "unit_active", lambda name: asked.append(name) or True)
