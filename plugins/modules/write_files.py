@@ -1,0 +1,187 @@
+#!/usr/bin/python
+# Copyright: gunicorn_uvicorn_nginx contributors
+# MIT License (see LICENSE)
+"""Write several files of one owner and mode in one module call.
+
+The template module costs three round trips per file (a stat, a transfer, a
+copy), which on a deploy that writes a unit pair, an environment file and an
+nginx site is most of a code-only release's time. Here the controller renders
+the contents (``lookup('ansible.builtin.template', ...)``) and one call writes
+each file that differs: into a new file beside it, then renamed over the name,
+so a reader (nginx, systemd) sees the old file or the new one, never half of
+one, and a symbolic link at the name is replaced, never followed.
+"""
+
+DOCUMENTATION = r"""
+module: write_files
+short_description: Write files of one owner and mode atomically, in one call
+description:
+  - Internal to the role gunicorn_uvicorn_nginx.
+  - Each file whose content, owner, group or mode differs is written to a new file in its directory
+    and renamed over its name; unchanged files are left alone.
+  - A symbolic link at a name is replaced by the file, never followed. A directory there is an error.
+  - Supports check mode and diff mode.
+options:
+  files: {type: dict, required: true, description: Path to the content it must have (text).}
+  owner: {type: str, default: root, description: Owner of every file.}
+  group: {type: str, default: root, description: Group of every file.}
+  mode: {type: str, default: '0644', description: Mode of every file (octal digits).}
+  backup:
+    type: bool
+    default: false
+    description:
+      - Keep a replaced file as a hard link named like the template module's backups (C(name.PID.TIME~)).
+"""
+
+RETURN = r"""
+results:
+  description: One entry per file, in the order given, as the template module would register it.
+  type: list
+  elements: dict
+  contains:
+    dest: {description: The path, type: str}
+    changed: {description: Whether it was (or in check mode would be) written, type: bool}
+    backup_file: {description: The backup of the replaced file (only with I(backup) when one existed), type: str}
+"""
+
+import grp
+import os
+import pwd
+import stat
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+class WriteError(Exception):
+    pass
+
+
+def current(path):
+    """(lstat result or None, content or None): the content only of a regular file."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None, None
+    if stat.S_ISDIR(status.st_mode):
+        raise WriteError(f"{path} is a directory")
+    if not stat.S_ISREG(status.st_mode):
+        return status, None
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(descriptor, "rb") as handle:
+        return status, handle.read()
+
+
+def plan(path, data, uid, gid, mode):
+    """What writing DATA to PATH takes: None (nothing), 'meta' (owner or mode only) or 'content'."""
+    status, before = current(path)
+    if before is None:
+        return "content", None
+    if before != data:
+        return "content", before
+    if (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) != (uid, gid, mode):
+        return "meta", before
+    return None, before
+
+
+def backup_name(path, now=None):
+    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now))
+    return f"{path}.{os.getpid()}.{stamp}~"
+
+
+def replace(path, data, uid, gid, mode, backup):
+    """Write DATA as PATH's new content by renaming a new file over it; return the backup's name."""
+    directory, name = os.path.split(path)
+    if not os.path.isdir(directory):
+        raise WriteError(f"{path}: its directory {directory} does not exist")
+    saved = None
+    if backup and os.path.isfile(path) and not os.path.islink(path):
+        saved = backup_name(path)
+        os.link(path, saved)
+    descriptor, new = tempfile.mkstemp(prefix=f".{name}.", suffix=".new", dir=directory)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchown(handle.fileno(), uid, gid)
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.rename(new, path)
+    except BaseException:
+        if os.path.lexists(new):
+            os.unlink(new)
+        raise
+    return saved
+
+
+def mend(path, uid, gid, mode):
+    """Owner and mode of an existing regular file, through a descriptor (no link is followed)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        os.fchown(descriptor, uid, gid)
+        os.fchmod(descriptor, mode)
+    finally:
+        os.close(descriptor)
+
+
+def write_files(files, owner, group, mode, backup=False, check_mode=False):
+    """Write what differs; return (results, diffs)."""
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError as error:
+        raise WriteError(f"no such user or group: {error.args[0]}") from None
+    bits = int(mode, 8)
+    results, diffs = [], []
+    for path, content in files.items():
+        if not os.path.isabs(path):
+            raise WriteError(f"{path} is not an absolute path")
+        data = content.encode()
+        needed, before = plan(path, data, uid, gid, bits)
+        result = {"dest": path, "changed": needed is not None}
+        if needed == "content":
+            diffs.append({"before_header": path, "after_header": path,
+                          "before": before.decode(errors="replace") if before is not None else "",
+                          "after": content})
+        if needed and not check_mode:
+            if needed == "meta":
+                mend(path, uid, gid, bits)
+            else:
+                saved = replace(path, data, uid, gid, bits, backup)
+                if saved:
+                    result["backup_file"] = saved
+        results.append(result)
+    return results, diffs
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "files": {"type": "dict", "required": True},
+            "owner": {"type": "str", "default": "root"},
+            "group": {"type": "str", "default": "root"},
+            "mode": {"type": "str", "default": "0644"},
+            "backup": {"type": "bool", "default": False},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if not params["mode"].isdigit() or len(params["mode"]) > 4 or "8" in params["mode"] or "9" in params["mode"]:
+        module.fail_json(msg=f"mode must be octal digits, not {params['mode']!r}")
+    for path, content in params["files"].items():
+        if not isinstance(content, str):
+            module.fail_json(msg=f"{path}: its content must be text")
+    try:
+        results, diffs = write_files(params["files"], params["owner"], params["group"], params["mode"],
+                                     params["backup"], module.check_mode)
+    except (WriteError, OSError) as error:
+        module.fail_json(msg=str(error))
+    answer = {"changed": any(result["changed"] for result in results), "results": results}
+    if module._diff:
+        answer["diff"] = diffs
+    module.exit_json(**answer)
+
+
+if __name__ == "__main__":
+    main()
