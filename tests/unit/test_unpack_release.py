@@ -1,0 +1,62 @@
+"""plugins/modules/unpack_release.py: the host's half of shipping a release.
+The archive is checked before anything is made and is gone afterwards,
+whatever happened; owners and modes come from the role, not the archive."""
+
+import grp
+import hashlib
+import importlib.util
+import io
+import os
+import pathlib
+import pwd
+import stat
+import tarfile
+
+MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/unpack_release.py"
+spec = importlib.util.spec_from_file_location("unpack_release", MODULE)
+unpacker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(unpacker)
+
+OWNER = pwd.getpwuid(os.getuid()).pw_name
+GROUP = grp.getgrgid(os.getgid()).gr_name
+
+
+def archive_of(path, files):
+    with tarfile.open(path, "w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o666
+            tar.addfile(info, io.BytesIO(content))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_archive_is_unpacked_into_a_new_release_with_the_roles_modes_and_removed(tmp_path):
+    archive = tmp_path / "release.tar.gz"
+    digest = archive_of(archive, {"main.py": b"app = None\n", "pkg/mod.py": b"X = 1\n"})
+    release = tmp_path / "releases" / "abc"
+    release.parent.mkdir()
+    assert unpacker.unpack(str(archive), digest, str(release), OWNER, GROUP) is None
+    assert (release / "pkg/mod.py").read_text() == "X = 1\n"
+    assert stat.S_IMODE((release / "main.py").stat().st_mode) == 0o640
+    assert stat.S_IMODE(release.stat().st_mode) == 0o750
+    assert not archive.exists()
+
+
+def test_a_damaged_archive_makes_no_release_and_is_removed(tmp_path):
+    archive = tmp_path / "release.tar.gz"
+    archive_of(archive, {"main.py": b"app = None\n"})
+    release = tmp_path / "abc"
+    error = unpacker.unpack(str(archive), "0" * 64, str(release), OWNER, GROUP)
+    assert error.startswith("the archive of the release arrived damaged"), error
+    assert not release.exists() and not archive.exists()
+
+
+def test_an_existing_release_directory_is_refused_and_left_as_it_is(tmp_path):
+    archive = tmp_path / "release.tar.gz"
+    digest = archive_of(archive, {"main.py": b"app = None\n"})
+    release = tmp_path / "abc"
+    release.mkdir()
+    (release / "kept").write_text("x")
+    assert "File exists" in unpacker.unpack(str(archive), digest, str(release), OWNER, GROUP)
+    assert [path.name for path in release.iterdir()] == ["kept"] and not archive.exists()
