@@ -1,0 +1,96 @@
+"""plugins/modules/start_pair.py: the health gate's requests, against a real
+HTTP server on a unix socket and on TCP (systemd's part needs a host)."""
+
+import http.server
+import importlib.util
+import os
+import pathlib
+import socketserver
+import threading
+
+import pytest
+
+MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/start_pair.py"
+spec = importlib.util.spec_from_file_location("start_pair", MODULE)
+gate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gate)
+
+
+class Answers(http.server.BaseHTTPRequestHandler):
+    """Answers the statuses of the server's list in turn (the last one from then on)."""
+
+    def do_GET(self):
+        server = self.server
+        server.seen.append((self.path, self.headers["Host"]))
+        status = server.statuses.pop(0) if len(server.statuses) > 1 else server.statuses[0]
+        self.send_response(status)
+        if status in (301, 302):
+            self.send_header("Location", "https://example.test/")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+class UnixServer(socketserver.UnixStreamServer):
+    def get_request(self):
+        request, _ = super().get_request()
+        return request, ("local", 0)
+
+
+@pytest.fixture
+def server(tmp_path):
+    started = []
+
+    def start(statuses, unix=True):
+        if unix:
+            path = str(tmp_path / "app.sock")
+            srv = UnixServer(path, Answers)
+            connect = lambda: gate.UnixConnection(path, 5)  # noqa: E731
+        else:
+            srv = http.server.HTTPServer(("127.0.0.1", 0), Answers)
+            port = srv.server_address[1]
+            connect = lambda: gate.http.client.HTTPConnection("127.0.0.1", port, timeout=5)  # noqa: E731
+        srv.statuses, srv.seen = list(statuses), []
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        started.append(srv)
+        return srv, connect
+
+    yield start
+    for srv in started:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_the_gate_asks_until_the_app_answers_with_the_sites_host_header(server):
+    srv, connect = server([503, 503, 200])
+    slept = []
+    status, message = gate.wait_healthy(connect, "/health", "shop.example.test", 30, sleep=slept.append)
+    assert (status, message) == (200, "200 OK")
+    assert srv.seen == [("/health", "shop.example.test")] * 3 and len(slept) == 2
+
+
+def test_a_redirect_passes_the_gate_and_is_not_followed(server):
+    srv, connect = server([301], unix=False)
+    assert gate.wait_healthy(connect, "/", "_", 5)[0] == 301
+    assert srv.seen == [("/", "_")]
+
+
+def test_an_app_that_keeps_failing_is_given_up_on_after_the_timeout_with_its_last_answer(server):
+    srv, connect = server([500])
+    now = [0.0]
+
+    def sleep(seconds):
+        now[0] += seconds
+
+    status, message = gate.wait_healthy(connect, "/health", "_", 2, clock=lambda: now[0], sleep=sleep)
+    assert (status, message) == (500, "500 Internal Server Error")
+    assert len(srv.seen) == 9  # at 0, 0.25, ..., 2.0 s
+
+
+def test_nothing_listening_is_no_answer_and_named_so(tmp_path):
+    missing = str(tmp_path / "none.sock")
+    status, message = gate.ask(lambda: gate.UnixConnection(missing, 1), "/health", "_")
+    assert status == -1 and message.startswith("no answer:") and "No such file" in message
+    assert not os.path.exists(missing)
