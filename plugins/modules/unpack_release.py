@@ -5,10 +5,12 @@
 
 Its action plugin (plugins/action/unpack_release.py) packs the app's source
 on the controller with the role's files/source.py, sends the archive into the
-connection's temporary directory and runs this module, which checks the
-archive's SHA-256, unpacks it into a new release directory (as root, owners
-and modes from the archive ignored) and hands the directory to its owner and
-group. The archive is removed on both sides, whatever happens.
+connection's temporary directory and runs this module, which makes the app's
+directories (or mends their owners and modes), removes what an interrupted
+build left, checks the archive's SHA-256, unpacks it into a new release
+directory (as root, owners and modes from the archive ignored), hands the
+directory to its owner and group, and writes the release's environment file.
+The archive is removed on both sides, whatever happens.
 """
 
 DOCUMENTATION = r"""
@@ -24,6 +26,20 @@ options:
   release_dir: {type: path, required: true, description: The new release's directory.}
   owner: {type: str, required: true, description: Who owns the unpacked files.}
   group: {type: str, required: true, description: Their group.}
+  directories:
+    type: list
+    elements: dict
+    default: []
+    description:
+      - "Directories to make first, or whose owner and mode to mend, in order: C({path, owner, group, mode})
+        (C(install -d))."
+  remove:
+    type: list
+    elements: str
+    default: []
+    description: Paths or glob patterns to remove (C(rm -rf)) after the directories are made.
+  env_file: {type: path, description: The release's environment file, written root-owned, mode 0600.}
+  env: {type: str, description: Its content (secrets; never printed).}
   src: {type: path, description: Set by the action plugin - the archive on the host.}
   sha256: {type: str, description: Set by the action plugin - the archive's SHA-256.}
 """
@@ -33,9 +49,11 @@ release_dir: {description: The release's directory, type: str}
 sha256: {description: The archive's SHA-256, type: str}
 """
 
+import glob
 import hashlib
 import os
 import subprocess
+import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -46,6 +64,39 @@ def sha256_of(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def run(argv):
+    """An error message, or None when ARGV succeeded."""
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    return f"{argv[0]} failed: {done.stderr.strip()}" if done.returncode != 0 else None
+
+
+def prepare(directories, remove):
+    """Make DIRECTORIES (or mend them), then remove what REMOVE matches; an error message or None."""
+    for directory in directories:
+        mode = directory["mode"]
+        mode = format(mode, "o") if isinstance(mode, int) else str(mode)
+        error = run(["install", "-d", "-o", str(directory["owner"]), "-g", str(directory["group"]), "-m", mode,
+                     "--", str(directory["path"])])
+        if error:
+            return error
+    doomed = sorted({path for pattern in remove for path in glob.glob(pattern)})
+    return run(["rm", "-rf", "--", *doomed]) if doomed else None
+
+
+def write_private(path, content):
+    """CONTENT as PATH, root's, mode 0600: a new file renamed over the name."""
+    descriptor, new = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(content)
+            os.fchmod(handle.fileno(), 0o600)
+        os.rename(new, path)
+    except BaseException:
+        if os.path.lexists(new):
+            os.unlink(new)
+        raise
 
 
 def unpack(archive, expected, release_dir, owner, group):
@@ -63,9 +114,9 @@ def unpack(archive, expected, release_dir, owner, group):
             ["chmod", "-R", "u=rwX,g=rX,o=", release_dir],
         ]
         for argv in steps:
-            run = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if run.returncode != 0:
-                return f"{argv[0]} failed: {run.stderr.strip()}"
+            error = run(argv)
+            if error:
+                return error
         return None
     except OSError as error:
         return str(error)
@@ -81,14 +132,27 @@ def main():
             "release_dir": {"type": "path", "required": True},
             "owner": {"type": "str", "required": True},
             "group": {"type": "str", "required": True},
+            "directories": {"type": "list", "elements": "dict", "default": []},
+            "remove": {"type": "list", "elements": "str", "default": []},
+            "env_file": {"type": "path"},
+            "env": {"type": "str", "no_log": True},
             "src": {"type": "path", "required": True},
             "sha256": {"type": "str", "required": True},
         },
     )
     params = module.params
+    error = prepare(params["directories"], params["remove"])
+    if error:
+        os.unlink(params["src"])
+        module.fail_json(msg=error)
     error = unpack(params["src"], params["sha256"], params["release_dir"], params["owner"], params["group"])
     if error:
         module.fail_json(msg=error)
+    if params["env_file"]:
+        try:
+            write_private(params["env_file"], params["env"] or "")
+        except OSError as failure:
+            module.fail_json(msg=f"{params['env_file']}: {failure.strerror}")
     module.exit_json(changed=True, release_dir=params["release_dir"], sha256=params["sha256"])
 
 

@@ -60,3 +60,30 @@ def test_an_existing_release_directory_is_refused_and_left_as_it_is(tmp_path):
     (release / "kept").write_text("x")
     assert "File exists" in unpacker.unpack(str(archive), digest, str(release), OWNER, GROUP)
     assert [path.name for path in release.iterdir()] == ["kept"] and not archive.exists()
+
+
+def test_directories_are_made_or_mended_and_the_rest_of_a_build_removed(tmp_path):
+    made, mended = tmp_path / "releases", tmp_path / "venvs"
+    mended.mkdir(mode=0o777)
+    mended.chmod(0o777)
+    (made).mkdir()
+    (made / "abc").mkdir()
+    (made / "abc" / "half").write_text("x")
+    (made / ".abc.tar.gz").write_text("x")
+    (made / "kept").mkdir()
+    error = unpacker.prepare(
+        [{"path": str(made), "owner": OWNER, "group": GROUP, "mode": "0751"},
+         {"path": str(mended), "owner": OWNER, "group": GROUP, "mode": 0o750}],
+        [str(made / "abc"), str(made / ".*.tar.gz")])
+    assert error is None
+    assert stat.S_IMODE(made.stat().st_mode) == 0o751 and stat.S_IMODE(mended.stat().st_mode) == 0o750
+    assert [path.name for path in made.iterdir()] == ["kept"]
+
+
+def test_the_environment_file_is_private_and_replaced_whole(tmp_path):
+    env = tmp_path / "abc.env"
+    env.write_text("OLD=1\n")
+    env.chmod(0o644)
+    unpacker.write_private(str(env), "APP_SECRET=s3cret\n")
+    assert env.read_text() == "APP_SECRET=s3cret\n" and stat.S_IMODE(env.stat().st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == ["abc.env"]
