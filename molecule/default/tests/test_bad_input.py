@@ -61,6 +61,24 @@ CASES = [
     ("gunicorn_app_git_version", "main..topic"),
     # Two sources: which would ship?
     ("gunicorn_app_src", str(EXAMPLES / "asgi-app"), ("gunicorn_app_git_repo", "https://git.example.com/app.git")),
+    # The security audit's values (issue 20): each ran as root, changed the
+    # host or handed the app a privilege before it was refused.
+    ("nginx_server_name", "a$(touch /tmp/pwned).example.com", ("nginx_tls_self_signed", True)),
+    ("nginx_server_name", "a`touch /tmp/pwned`.example.com", ("nginx_tls_self_signed", True)),
+    ("nginx_server_name", "~^www\\.example\\.com$", ("nginx_tls_self_signed", True)),
+    ("gunicorn_app_name", "shop\nAmbientCapabilities=CAP_SYS_ADMIN"),
+    ("gunicorn_app_root", "/etc"),
+    ("gunicorn_app_root", "/srv"),
+    ("gunicorn_app_root", "/srv/../etc"),
+    ("gunicorn_app_root", "/var/lib/gunicorn-app/code"),
+    ("gunicorn_user", "www-data"),
+    ("gunicorn_group", "shadow"),
+    ("gunicorn_writable_paths", ["/"]),
+    ("gunicorn_writable_paths", ["/srv/app/releases"], ("gunicorn_app_root", "/srv/app")),
+    ("nginx_tls_trusted_certificate", "/etc/ssl/ca.pem; include /etc/shadow", ("nginx_tls_self_signed", True)),
+    ("nginx_tls_certificate", "/etc/ssl/c.pem;include /y", ("nginx_tls_certificate_key", "/etc/ssl/k.pem"),
+     ("nginx_tls_remote_src", True)),
+    ("gunicorn_bind_address", "127.0.0.1\n"),
 ]
 
 
@@ -81,6 +99,13 @@ def test_a_refused_index_url_is_named_and_its_credentials_never_printed(invalid_
     printed = json.dumps(results)
     assert "gunicorn_pip_index_url" in printed
     assert "s3cret-token" not in printed
+
+
+def test_no_refused_value_ran_a_command_on_the_host(host, invalid_runs):
+    """The shell substitutions among the cases never ran (they would have
+    made /tmp/pwned as root)."""
+    assert invalid_runs
+    assert not host.file("/tmp/pwned").exists
 
 
 def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host, workdir):

@@ -1,0 +1,167 @@
+# Copyright: gunicorn_uvicorn_nginx contributors
+# MIT License (see LICENSE)
+"""Jinja tests for the role's input checks that argument_specs cannot make.
+
+Every value these accept ends up in nginx's configuration, a systemd unit, a
+path root writes to or a command line, so each test accepts a narrow, known
+shape and nothing else: whole-string matches (``fullmatch``, never a ``$`` that
+lets a trailing newline through), no quoting characters, no ``..``. The role
+calls them from tasks/validate.yml, before anything touches a host; the unit
+tests (tests/unit/test_inputs.py) try each with the attack strings of the
+security audit.
+"""
+
+DOCUMENTATION = r"""
+name: inputs
+short_description: Checks of the role gunicorn_uvicorn_nginx's variables
+description:
+  - Internal to the role gunicorn_uvicorn_nginx. Tests C(server_names), C(safe_path), C(app_root),
+    C(writable_path), C(network_address), C(host_name) and C(own_account).
+"""
+
+import ipaddress
+import posixpath
+import re
+
+# A DNS label: letters, digits and inner '-'. Host names of a fleet may start
+# with a digit (RFC 1123); the last label of a name nginx serves may not.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
+_DNS_NAME = re.compile(rf"(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?")
+# nginx's wildcard names: *.example.com, .example.com (the name and its
+# subdomains) and www.example.* (a wildcard in the last part).
+_WILDCARD = re.compile(rf"(?:\*\.|\.)(?:{_LABEL}\.)*{_LABEL}|(?:{_LABEL}\.)+\*")
+# A regular-expression name (~...): nginx takes it as one token, so nothing
+# that ends a token or a directive, and no quote: it is never in a shell.
+_REGEX_NAME = re.compile(r"~[^\s;{}\"'`]+")
+# Paths written into nginx's and systemd's files and handed to commands:
+# letters, digits and . _ - + @ only, so no quoting is ever needed.
+_SAFE_PATH = re.compile(r"/[A-Za-z0-9._+@/-]*")
+_ACCOUNT = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+
+# Trees the system and other software own. An app root there would have the
+# role re-own or delete what is not its own.
+SYSTEM_TREES = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/lost+found", "/proc",
+    "/root", "/run", "/sbin", "/sys", "/tmp", "/usr", "/var/tmp", "/var/lib/gunicorn-",
+    "/var/cache", "/var/log", "/var/spool", "/var/mail", "/var/backups", "/var/lib/dpkg", "/var/lib/apt",
+    "/var/lib/systemd",
+)
+# What the app may never write, nor a directory that holds one of these:
+# the system's code and configuration, the package manager's and systemd's
+# state, the lock directory, other apps' state.
+NOT_WRITABLE = (
+    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/sbin", "/sys",
+    "/usr", "/var/lib/gunicorn-", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd", "/run/lock",
+    "/run/systemd", "/var/cache/gunicorn-uvicorn-nginx",
+)
+# Directories that hold other things beside an app: an app root must be a
+# directory of its own below them, never one of them.
+SHARED_DIRECTORIES = (
+    "/", "/home", "/media", "/mnt", "/opt", "/srv", "/var", "/var/lib", "/var/opt", "/var/www",
+    "/usr/local", "/snap",
+)
+# Accounts and groups whose members have privileges (reading every log or
+# secret, raw disks, Docker, sudo) or that belong to the system or to nginx:
+# the app's user must be one of its own.
+PRIVILEGED_ACCOUNTS = frozenset((
+    "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+    "www-data", "backup", "list", "irc", "gnats", "nobody", "nogroup", "_apt", "messagebus", "sshd",
+    "adm", "shadow", "disk", "sudo", "wheel", "docker", "lxd", "kvm", "systemd-journal", "staff", "tty",
+    "kmem", "utmp", "users", "operator", "dialout", "cdrom", "floppy", "audio", "video", "plugdev",
+    "netdev", "input", "render", "sgx", "crontab", "ssl-cert", "polkitd", "incus-admin", "libvirt",
+))
+
+
+def _under(path, tree):
+    """Whether path is tree or inside it ("/var/lib/gunicorn-" is a prefix of names)."""
+    if tree.endswith("-"):
+        return path.startswith(tree)
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def safe_path(value):
+    """An absolute, normalised path of letters, digits and . _ - + @: no '.',
+    '..' or empty part, no trailing '/' (but '/' itself)."""
+    if not isinstance(value, str) or not _SAFE_PATH.fullmatch(value):
+        return False
+    return posixpath.normpath(value) == value and not value.startswith("//")
+
+
+def app_root(value):
+    """A directory the app can have to itself: a safe path outside the system's
+    trees and other than a directory apps share (/srv, /opt, /home, ...)."""
+    if not safe_path(value) or value in SHARED_DIRECTORIES:
+        return False
+    if posixpath.dirname(value) == "/home":  # someone's home directory
+        return False
+    return not any(_under(value, tree) for tree in SYSTEM_TREES)
+
+
+def writable_path(value, root=None):
+    """A path the app may write besides its state directory: a safe path that
+    neither holds nor lies in what the app may never write, and neither holds
+    nor lies in the app root (its sealed code)."""
+    if not safe_path(value) or value == "/":
+        return False
+    if any(_under(value, tree) or _under(tree.rstrip("-"), value) for tree in NOT_WRITABLE):
+        return False
+    if root and (_under(value, root) or _under(root, value)):
+        return False
+    return True
+
+
+def server_names(value, for_certificate=False):
+    """nginx's server_name: names separated by single spaces, each '_', a DNS
+    name, a wildcard name, an IP address or a regular expression (~...).
+    Names that go into a certificate must be DNS or wildcard names, '_'
+    (the role's own name for the host) or an address."""
+    if not isinstance(value, str) or not value or value != " ".join(value.split(" ")) or "  " in value:
+        return False
+    for name in value.split(" "):
+        if name == "_" or _DNS_NAME.fullmatch(name) or _WILDCARD.fullmatch(name) or network_address(name):
+            continue
+        if not for_certificate and _REGEX_NAME.fullmatch(name):
+            continue
+        return False
+    return True
+
+
+def network_address(value, prefix=False):
+    """An IPv4 or IPv6 address (IPv6 without brackets), with a prefix length
+    when prefix is true."""
+    if not isinstance(value, str) or not value or value.strip() != value:
+        return False
+    try:
+        if prefix and "/" in value:
+            ipaddress.ip_network(value, strict=False)
+        else:
+            ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def host_name(value):
+    """A host name a resolver can look up: DNS labels separated by dots."""
+    return isinstance(value, str) and len(value) <= 253 and bool(_HOST_NAME.fullmatch(value))
+
+
+def own_account(value):
+    """A user or group name the app can have to itself: a valid name that is
+    not a system account or a group that grants privileges."""
+    return isinstance(value, str) and bool(_ACCOUNT.fullmatch(value)) and value not in PRIVILEGED_ACCOUNTS \
+        and not value.startswith("systemd-")
+
+
+class TestModule:
+    def tests(self):
+        return {
+            "safe_path": safe_path,
+            "app_root": app_root,
+            "writable_path": writable_path,
+            "server_names": server_names,
+            "network_address": network_address,
+            "host_name": host_name,
+            "own_account": own_account,
+        }
