@@ -79,6 +79,8 @@ CASES = [
     ("nginx_tls_certificate", "/etc/ssl/c.pem;include /y", ("nginx_tls_certificate_key", "/etc/ssl/k.pem"),
      ("nginx_tls_remote_src", True)),
     ("gunicorn_bind_address", "127.0.0.1\n"),
+    # Its state directory would be the host's ACME webroot.
+    ("gunicorn_app_name", "acme"),
 ]
 
 

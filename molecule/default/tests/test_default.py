@@ -144,10 +144,17 @@ def test_app_answers_through_nginx(host, role_vars, address, http, live):
 def test_nginx_forwards_client_headers(host, role_vars, address, http):
     # Forwarded headers a client makes up itself are replaced, not passed on.
     forged = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
-    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/headers", headers={"Host": "shop.test", **forged})
+    # And those a framework may build links from (password-reset link
+    # poisoning): dropped.
+    dropped = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Port": "8443", "X-Forwarded-Server": "evil.example",
+               "X-Forwarded-Prefix": "/evil", "X-Real-IP": "203.0.113.8", "Forwarded": "for=203.0.113.9;host=evil.example"}
+    reply = http(f"http://{address}:{role_vars['nginx_listen_port']}/headers",
+                 headers={"Host": "shop.test", **forged, **dropped})
     seen = reply.json()["headers"]
     assert seen["host"] == "shop.test"
     assert seen["x-forwarded-proto"] == "http"
+    assert not {name.lower() for name in dropped} & set(seen), seen
+    assert "evil.example" not in json.dumps(seen)
     # The client's address as nginx saw it: the controller's, on the Docker network.
     controller = host.check_output("ip -4 route show default").split()[2]
     assert seen["x-forwarded-for"] == controller

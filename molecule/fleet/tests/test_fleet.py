@@ -154,8 +154,10 @@ def test_only_nginx_listens_on_a_network_address(host):
 def test_app_hosts_believe_forwarded_headers_from_the_load_balancer_only():
     forged = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
     # Through the load balancer: the client's own address and scheme (TLS ends there).
-    seen = through_lb("/headers", forged).json()
+    seen = through_lb("/headers", {**forged, "X-Forwarded-Host": "evil.example", "Forwarded": "host=evil.example"}).json()
     assert (seen["client"], seen["scheme"]) == (CLIENT, "https"), seen
+    # Neither tier passes on a host name the client made up.
+    assert "evil.example" not in json.dumps(seen["headers"]), seen
     # Straight to an app host: its forged headers are replaced.
     direct = http_get(f"http://{APPS['gun-app2']}/headers", headers={"Host": SITE, **forged}).json()
     assert (direct["client"], direct["scheme"]) == (CLIENT, "http"), direct
