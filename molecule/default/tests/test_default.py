@@ -320,6 +320,19 @@ def test_app_writes_only_to_its_state_directory(host, role_vars, address, http, 
     assert [line for line in show.splitlines() if line.startswith("TemporaryFileSystem=/dev/shm")], show
 
 
+def test_what_the_app_writes_cannot_be_run_and_its_limits_are_set(host, role_vars, live):
+    """Read from the running master's own /proc entries (as root on the host):
+    its state directory is mounted noexec in its namespace, and it has the
+    unit's limits on open files and tasks."""
+    pid = main_pid(host, live["unit"])
+    mounts = host.check_output(f"cat /proc/{pid}/mountinfo").splitlines()
+    state = [line.split() for line in mounts if line.split()[4] == role_vars["state_dir"]]
+    assert state and all("noexec" in fields[5].split(",") for fields in state), mounts
+    limits = host.check_output(f"cat /proc/{pid}/limits")
+    assert re.search(r"^Max open files\s+65536\s+65536\s", limits, re.M), limits
+    assert host.check_output(f"systemctl show --property TasksMax --value {live['unit']}") == "4096"
+
+
 # What a dependency's build script tries (an sdist's setup.py runs at build
 # time): every place the app user could write without the sandbox.
 HOSTILE_BUILD = """import os
