@@ -54,7 +54,14 @@ unit: {description: "Unit to {active, enabled}, for I(units)", type: dict}
 cpus: {description: CPUs this process may run on (what nproc prints), type: int}
 nginx_version: {description: nginx's version, null when nginx is not installed, type: str}
 ipv6: {description: Whether the kernel has IPv6 (booted without ipv6.disable=1), type: bool}
+user_exists: {description: Whether an account named I(user) exists, type: bool}
+user_ours: {description: "Whether it is the account the role made for I(app_name): its comment says so, or (made
+  before the role wrote one) it has none, no login, the group I(group) and the home I(app_root)", type: bool}
 user_ok: {description: Whether the app user and group exist as the role makes them, type: bool}
+root: {description: "The app root: {exists, marker (the app its marker names, null without one), foreign (names
+  in it that the role does not make), ours (its marker names I(app_name), or it has none and holds only what the
+  role makes), unsafe (a directory on the way to it that every user may write, or the root itself when it is a
+  symbolic link; null if none)}", type: dict}
 lock_taken: {description: The lock this call took (null without lock_dir and in check mode), type: str}
 lock_waited: {description: Seconds waited for it, type: int}
 """
@@ -65,6 +72,7 @@ import hashlib
 import os
 import pwd
 import re
+import stat
 import subprocess
 import sys
 import time
@@ -73,6 +81,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SLOTS = ("blue", "green")
+# The comment (GECOS) of an account the role made: "gunicorn-uvicorn-nginx app NAME".
+ACCOUNT_MARK = "gunicorn-uvicorn-nginx app "
+# The file in an app root that names the app it belongs to.
+ROOT_MARK = ".gunicorn-uvicorn-nginx"
+# What the role makes in an app root (tasks/release.yml, tasks/switch.yml).
+ROOT_ENTRIES = frozenset(("releases", "venvs", "current", "current.new", "slot", "slot.new", "history", ROOT_MARK))
 
 
 def read_text(path):
@@ -175,15 +189,52 @@ def unit_state(name):
     return {"active": unit_active(name), "enabled": run(["systemctl", "--quiet", "is-enabled", name])[0] == 0}
 
 
-def user_ok(user, group, home):
-    if not user or not group:
-        return False
+def account_state(user, group, home, app_name):
+    """Whether the account exists, is the one the role made for app_name, and is as the role makes it."""
     try:
-        account = pwd.getpwnam(user)
-        gid = grp.getgrnam(group).gr_gid
+        account = pwd.getpwnam(user or "")
     except KeyError:
-        return False
-    return account.pw_gid == gid and account.pw_shell == "/usr/sbin/nologin" and account.pw_dir == home
+        return {"user_exists": False, "user_ours": False, "user_ok": False}
+    try:
+        gid = grp.getgrnam(group or "").gr_gid
+    except KeyError:
+        gid = None
+    shaped = account.pw_gid == gid and account.pw_shell == "/usr/sbin/nologin" and account.pw_dir == home
+    marked = bool(app_name) and account.pw_gecos == ACCOUNT_MARK + app_name
+    return {"user_exists": True, "user_ours": marked or (account.pw_gecos == "" and shaped),
+            "user_ok": marked and shaped}
+
+
+def unsafe_way(path):
+    """The first directory on the way to PATH that every user may write (where
+    anyone could swap what follows for a link), or PATH when it is a link."""
+    if os.path.islink(path):
+        return path
+    parent = os.path.dirname(path)
+    while parent and parent != "/":
+        try:
+            mode = os.lstat(parent).st_mode
+        except OSError:
+            mode = 0
+        if mode & 0o002 or stat.S_ISLNK(mode):
+            return parent
+        parent = os.path.dirname(parent)
+    return None
+
+
+def root_state(app_root, app_name):
+    """What the app root holds, and whether it is this app's to write and remove."""
+    unsafe = unsafe_way(app_root)
+    if not os.path.lexists(app_root):
+        return {"exists": False, "marker": None, "foreign": [], "ours": unsafe is None, "unsafe": unsafe}
+    try:
+        names = os.listdir(app_root) if not os.path.islink(app_root) else []
+    except OSError:
+        names = []
+    marker = (read_text(os.path.join(app_root, ROOT_MARK)) or None) if ROOT_MARK in names else None
+    foreign = sorted(set(names) - ROOT_ENTRIES) if os.path.isdir(app_root) else [app_root]
+    ours = unsafe is None and (marker == app_name if marker else not foreign)
+    return {"exists": True, "marker": marker, "foreign": foreign, "ours": ours, "unsafe": unsafe}
 
 
 def complete(directory, mark):
@@ -261,10 +312,11 @@ def read_state(params):
         "cpus": len(os.sched_getaffinity(0)),
         "nginx_version": nginx_version(),
         "ipv6": os.path.exists("/proc/net/if_inet6"),
-        "user_ok": user_ok(params["user"], params["group"], app_root),
     }
+    state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
     if params["app_name"] and app_root:
         state.update(serving_state(params["app_name"], app_root))
+        state["root"] = root_state(app_root, params["app_name"])
     return state
 
 

@@ -39,6 +39,9 @@ options:
     default: []
     description: Paths or glob patterns to remove (C(rm -rf)) after the directories are made.
   env_file: {type: path, description: The release's environment file, written root-owned, mode 0600.}
+  marker_file: {type: path, description: "A file written root-owned, mode 0644, after the directories are made:
+    the app root's marker."}
+  marker: {type: str, default: '', description: Its content.}
   env: {type: str, description: Its content (secrets; never printed).}
   src: {type: path, description: Set by the action plugin - the archive on the host.}
   sha256: {type: str, description: Set by the action plugin - the archive's SHA-256.}
@@ -85,13 +88,13 @@ def prepare(directories, remove):
     return run(["rm", "-rf", "--", *doomed]) if doomed else None
 
 
-def write_private(path, content):
-    """CONTENT as PATH, root's, mode 0600: a new file renamed over the name."""
+def write_file(path, content, mode=0o600):
+    """CONTENT as PATH, root's: a new file renamed over the name (a link there is replaced, never followed)."""
     descriptor, new = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
     try:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(content)
-            os.fchmod(handle.fileno(), 0o600)
+            os.fchmod(handle.fileno(), mode)
         os.rename(new, path)
     except BaseException:
         if os.path.lexists(new):
@@ -136,12 +139,19 @@ def main():
             "remove": {"type": "list", "elements": "str", "default": []},
             "env_file": {"type": "path"},
             "env": {"type": "str", "no_log": True},
+            "marker_file": {"type": "path"},
+            "marker": {"type": "str", "default": ""},
             "src": {"type": "path", "required": True},
             "sha256": {"type": "str", "required": True},
         },
     )
     params = module.params
     error = prepare(params["directories"], params["remove"])
+    if not error and params["marker_file"]:
+        try:
+            write_file(params["marker_file"], params["marker"], 0o644)
+        except OSError as failure:
+            error = f"{params['marker_file']}: {failure.strerror}"
     if error:
         os.unlink(params["src"])
         module.fail_json(msg=error)
@@ -150,7 +160,7 @@ def main():
         module.fail_json(msg=error)
     if params["env_file"]:
         try:
-            write_private(params["env_file"], params["env"] or "")
+            write_file(params["env_file"], params["env"] or "")
         except OSError as failure:
             module.fail_json(msg=f"{params['env_file']}: {failure.strerror}")
     module.exit_json(changed=True, release_dir=params["release_dir"], sha256=params["sha256"])

@@ -134,20 +134,81 @@ def test_a_missing_command_is_status_127():
     assert state.run(["/nonexistent/command"])[0] == 127
 
 
-def test_the_user_is_ok_only_as_the_role_makes_it(monkeypatch):
+def test_the_user_is_ours_and_ok_only_as_the_role_makes_it(monkeypatch):
     me = pwd.getpwuid(os.getuid())
-    assert not state.user_ok(me.pw_name, "no-such-group-here", "/srv/app")
-    assert not state.user_ok("no-such-user-here", "root", "/srv/app")
-    assert not state.user_ok(None, None, "/srv/app")
+    assert state.account_state("no-such-user-here", "root", "/srv/app", "app") == {
+        "user_exists": False, "user_ours": False, "user_ok": False}
+    assert state.account_state(None, None, "/srv/app", "app")["user_exists"] is False
+    assert not state.account_state(me.pw_name, "no-such-group-here", "/srv/app", "app")["user_ok"]
 
     class Account:
-        pw_gid, pw_shell, pw_dir = 0, "/usr/sbin/nologin", "/srv/app"
+        pw_gid, pw_shell, pw_dir, pw_gecos = 0, "/usr/sbin/nologin", "/srv/app", "gunicorn-uvicorn-nginx app app"
 
     monkeypatch.setattr(state.pwd, "getpwnam", lambda name: Account)
-    assert state.user_ok("app", "root", "/srv/app")
-    assert not state.user_ok("app", "root", "/srv/other")
-    Account.pw_shell = "/bin/bash"
-    assert not state.user_ok("app", "root", "/srv/app")
+    assert state.account_state("app", "root", "/srv/app", "app") == {
+        "user_exists": True, "user_ours": True, "user_ok": True}
+    # Ours, but its home or shell are to be mended.
+    assert state.account_state("app", "root", "/srv/other", "app") == {
+        "user_exists": True, "user_ours": True, "user_ok": False}
+    # Another app's account, or a login user's: never ours.
+    assert not state.account_state("app", "root", "/srv/app", "shop")["user_ours"]
+    Account.pw_gecos, Account.pw_shell, Account.pw_dir = "Bob", "/bin/bash", "/home/bob"
+    assert state.account_state("bob", "root", "/srv/bob", "bob") == {
+        "user_exists": True, "user_ours": False, "user_ok": False}
+    # Made before the role wrote its comment: ours only in exactly its shape.
+    Account.pw_gecos, Account.pw_shell, Account.pw_dir = "", "/usr/sbin/nologin", "/srv/app"
+    assert state.account_state("app", "root", "/srv/app", "app") == {
+        "user_exists": True, "user_ours": True, "user_ok": False}
+    Account.pw_shell = "/bin/sh"
+    assert not state.account_state("app", "root", "/srv/app", "app")["user_ours"]
+
+
+@pytest.fixture
+def safe_way(monkeypatch):
+    """tmp_path lies under the world-writable /tmp; the ownership tests below
+    are about the root's contents (test_a_world_writable_way_... about that)."""
+    monkeypatch.setattr(state, "unsafe_way", lambda path: None)
+
+
+def test_an_app_root_is_ours_with_our_marker_or_only_what_the_role_makes(tmp_path, safe_way):
+    root = tmp_path / "root"
+    assert state.root_state(str(root), "app") == {"exists": False, "marker": None, "foreign": [], "ours": True,
+                                                  "unsafe": None}
+    root.mkdir()
+    assert state.root_state(str(root), "app")["ours"]
+    for name in ("releases", "venvs", "history", "slot"):
+        (root / name).mkdir()
+    (root / "current").symlink_to("releases/abc")
+    assert state.root_state(str(root), "app")["ours"]
+    # Something the role does not make: someone else's directory.
+    (root / "backup.sql").write_text("")
+    assert state.root_state(str(root), "app") == {"exists": True, "marker": None, "foreign": ["backup.sql"],
+                                                  "ours": False, "unsafe": None}
+    # The marker decides when there is one.
+    (root / ".gunicorn-uvicorn-nginx").write_text("app\n")
+    assert state.root_state(str(root), "app")["ours"]
+    assert state.root_state(str(root), "shop") == {"exists": True, "marker": "app", "foreign": ["backup.sql"],
+                                                   "ours": False, "unsafe": None}
+
+
+def test_a_file_or_link_as_the_app_root_is_never_ours(tmp_path, safe_way):
+    (tmp_path / "file").write_text("")
+    assert not state.root_state(str(tmp_path / "file"), "app")["ours"]
+
+
+def test_a_world_writable_way_or_a_link_makes_the_root_unsafe(tmp_path):
+    way = tmp_path / "shared"
+    way.mkdir()
+    os.chmod(tmp_path, 0o755)
+    way.chmod(0o777)
+    assert state.unsafe_way(str(way / "app")) == str(way)
+    assert not state.root_state(str(way / "app"), "app")["ours"]
+    way.chmod(0o755)
+    (way / "real").mkdir()
+    (way / "app").symlink_to(way / "real")
+    assert state.unsafe_way(str(way / "app")) == str(way / "app")
+    # /tmp itself is world-writable: no app root belongs under it.
+    assert state.unsafe_way("/tmp/app") == "/tmp"
 
 
 def test_the_module_takes_the_lock_and_reads_the_state(tmp_path):
@@ -167,6 +228,8 @@ def test_the_module_takes_the_lock_and_reads_the_state(tmp_path):
     assert result["sha1"][str(tmp_path / "gone.service")] is None
     assert result["cpus"] == len(os.sched_getaffinity(0))
     assert result["python"].count(".") == 1 and result["python_version"].startswith(result["python"] + ".")
+    assert result["root"]["exists"] and result["root"]["foreign"] == []
+    assert result["user_exists"] is False and result["user_ours"] is False
 
     # A second run waits (here: not at all), fails naming the holder, and leaves the lock as it was.
     result, status = call(tmp_path, lock_dir=str(lock), lock_holder="bob@ci", lock_timeout=0)

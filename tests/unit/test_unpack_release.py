@@ -84,6 +84,17 @@ def test_the_environment_file_is_private_and_replaced_whole(tmp_path):
     env = tmp_path / "abc.env"
     env.write_text("OLD=1\n")
     env.chmod(0o644)
-    unpacker.write_private(str(env), "APP_SECRET=s3cret\n")
+    unpacker.write_file(str(env), "APP_SECRET=s3cret\n")
     assert env.read_text() == "APP_SECRET=s3cret\n" and stat.S_IMODE(env.stat().st_mode) == 0o600
     assert [path.name for path in tmp_path.iterdir()] == ["abc.env"]
+
+
+def test_the_app_roots_marker_replaces_a_planted_link_and_is_world_readable(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.write_text("keep\n")
+    marker = tmp_path / ".gunicorn-uvicorn-nginx"
+    marker.symlink_to(target)
+    unpacker.write_file(str(marker), "app\n", 0o644)
+    assert not marker.is_symlink() and marker.read_text() == "app\n"
+    assert stat.S_IMODE(marker.stat().st_mode) == 0o644
+    assert target.read_text() == "keep\n"

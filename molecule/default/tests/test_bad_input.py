@@ -8,6 +8,8 @@ nothing; the tests of test_default.py then still hold.
 """
 
 import json
+import os
+import pathlib
 
 from conftest import EXAMPLES, example_source, host_results, invalid_value_tests, only_on, run_playbook
 
@@ -126,3 +128,46 @@ def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host,
     assert name.endswith(" : Fingerprint the app's source on the controller") and result.get("failed"), ran
     assert not [name for name, result in results if result.get("changed")], results
     assert "config is a symbolic link to /etc, outside gunicorn_app_src" in result["stderr"], result
+
+
+def test_someone_elses_account_or_directory_is_refused_and_never_removed(host):
+    """A login user named like the app, and a directory holding files the
+    role did not make as its root: a deploy stops at the host's first read,
+    naming them, and changes nothing; a removal leaves both (issue 20: the
+    role re-shelled and then deleted such accounts and directories). All four
+    runs are aliases of one host in one ansible-playbook run."""
+    only_on(host, "gun-debian13")
+    connection = host.ansible.get_variables()["ansible_connection"]
+    host.check_output("id bob || useradd --create-home --shell /bin/bash --comment Bob bob")
+    host.check_output("mkdir -p /srv/shared-data && echo keep > /srv/shared-data/backup.sql")
+    before = host.check_output("getent passwd bob; stat -c '%U %G %a' /srv/shared-data; ls -A /srv/shared-data")
+    cases = {
+        "deploy-bob": {"gunicorn_app_name": "bob"},
+        "deploy-into-shared": {"gunicorn_app_name": "intruder", "gunicorn_app_root": "/srv/shared-data"},
+        "remove-bob": {"gunicorn_app_name": "bob", "gunicorn_state": "absent"},
+        "remove-shared": {"gunicorn_app_name": "intruder", "gunicorn_app_root": "/srv/shared-data",
+                          "gunicorn_state": "absent"},
+    }
+    inventory = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "foreign-cases.json"
+    inventory.write_text(json.dumps({"all": {"hosts": {
+        alias: {"ansible_host": "gun-debian13", "ansible_connection": connection, **values}
+        for alias, values in cases.items()}}}))
+    run = run_playbook(",".join(cases), {}, options=["--inventory", str(inventory)],
+                       env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
+    results = {alias: host_results(run.stdout, alias) for alias in cases}
+    try:
+        for alias, expected in (("deploy-bob", "the account bob exists and is not the one"),
+                                ("deploy-into-shared", "/srv/shared-data exists and is not this app's")):
+            [result] = [result for name, result in results[alias]
+                        if name.endswith("Refuse an app root or an account that is not this app's")]
+            assert result.get("failed") and expected in result["msg"], result
+            assert "backup.sql" in result["msg"] or alias == "deploy-bob", result
+            assert not [task for task, outcome in results[alias] if outcome.get("changed")], results[alias]
+        for alias in ("remove-bob", "remove-shared"):
+            said = [result["msg"] for name, result in results[alias] if name.endswith("Say what was left because it "
+                                                                                       "is not this app's")]
+            assert said and "Left" in said[0], results[alias]
+        assert host.check_output(
+            "getent passwd bob; stat -c '%U %G %a' /srv/shared-data; ls -A /srv/shared-data") == before
+    finally:
+        host.run("userdel --remove bob; rm -rf /srv/shared-data")
