@@ -260,8 +260,20 @@ def serving_state(app_name, app_root):
     return {"slot": slot, "release": release, "serving": os.path.isdir(current), "active": active}
 
 
+def lock_parent(lock_dir):
+    """Make the directory of the locks, only ours to write: anyone who could
+    write there could block every deploy, or plant a link for us to follow."""
+    parent = os.path.dirname(lock_dir)
+    os.makedirs(parent, mode=0o700, exist_ok=True)
+    found = os.lstat(parent)
+    if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
+        raise OSError(errno.EPERM, "%s must be a directory that only %s can write" % (parent, pwd.getpwuid(
+            os.geteuid()).pw_name))
+
+
 def take_lock(lock_dir, holder, timeout, sleep=time.sleep):
     """mkdir the lock, waiting up to timeout seconds for another run's; returns the seconds waited."""
+    lock_parent(lock_dir)
     waited = 0
     while True:
         try:
@@ -348,6 +360,8 @@ def main():
     if lock_dir:
         try:
             waited = take_lock(lock_dir, params["lock_holder"], params["lock_timeout"])
+        except OSError as error:
+            module.fail_json(msg="Could not take the deploy lock %s: %s" % (lock_dir, error), lock_taken=None)
         except LockTimeout as error:
             module.fail_json(
                 msg=("Another run holds the deploy lock of %s (%s); waited %d s (gunicorn_lock_timeout). "

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import pwd
+import stat
 import subprocess
 import sys
 
@@ -54,6 +55,23 @@ def test_a_lock_freed_while_waiting_is_taken(tmp_path):
     state.take_lock(str(lock), "ann@laptop", 5)
     assert state.take_lock(str(lock), "bob@ci", 5, sleep=lambda _: state.release_lock(str(lock))) == 1
     assert (lock / "holder").read_text() == "bob@ci\n"
+
+
+def test_the_locks_directory_is_made_private_and_refused_when_others_may_write_it(tmp_path):
+    lock = tmp_path / "locks" / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 0)
+    assert stat.S_IMODE((tmp_path / "locks").stat().st_mode) == 0o700
+    state.release_lock(str(lock))
+    (tmp_path / "locks").chmod(0o777)
+    with pytest.raises(OSError, match="must be a directory that only"):
+        state.take_lock(str(lock), "bob@ci", 0)
+    assert not lock.exists()
+    (tmp_path / "locks").rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "locks").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="must be a directory that only"):
+        state.take_lock(str(lock), "bob@ci", 0)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
 def test_only_finished_builds_count(tmp_path):

@@ -229,7 +229,7 @@ def test_two_runs_at_once_deploy_one_after_the_other_and_old_releases_are_pruned
             started = time.monotonic()
             first = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["3"]})
             for _ in range(120):
-                if host.file("/run/lock/gunicorn-shop.deploy/holder").exists or first.done():
+                if host.file("/run/gunicorn-uvicorn-nginx/shop.deploy/holder").exists or first.done():
                     break
                 time.sleep(0.5)
             second = pool.submit(converge, hostname, {"deploy": ["shop"], "shop_src": sources["4"]})
@@ -270,13 +270,16 @@ def test_a_release_is_not_switched_while_nginx_is_skipped(host, address, http, w
 
 def test_a_second_run_waits_for_the_deploy_lock_then_fails_naming_it(host):
     only_on(host, "gun-debian12")
-    host.check_output("mkdir /run/lock/gunicorn-shop.deploy && echo someone > /run/lock/gunicorn-shop.deploy/holder")
+    host.check_output("mkdir /run/gunicorn-uvicorn-nginx/shop.deploy && echo someone > /run/gunicorn-uvicorn-nginx/shop.deploy/holder")
     try:
         rc, output = converge(host.backend.get_hostname(), {"deploy": ["shop"], "gunicorn_lock_timeout": 2})
     finally:
-        host.check_output("rm -r /run/lock/gunicorn-shop.deploy")
+        host.check_output("rm -r /run/gunicorn-uvicorn-nginx/shop.deploy")
     assert rc != 0
     assert "Another run holds the deploy lock of shop (someone)" in output
+    # Only root can make a lock there: no local user can hold an app's deploys.
+    assert host.run("runuser -u nobody -- mkdir /run/gunicorn-uvicorn-nginx/shop.deploy").rc != 0
+    assert host.file("/run/gunicorn-uvicorn-nginx").mode == 0o700
 
 
 def test_django_release_commands_migrated_and_nginx_serves_the_collected_static_file(host, address, http, wiki):
