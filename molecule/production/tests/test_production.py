@@ -10,6 +10,7 @@ import http.client
 import os
 import pathlib
 import re
+import socket
 import ssl
 import subprocess
 import time
@@ -375,6 +376,53 @@ def test_https_sends_hsts_and_the_security_headers(address, http):
     assert reply.headers["Server"] == "nginx"
 
 
+def served_certificate(address, name=None):
+    """The certificate nginx's port 443 shows a client that names `name`
+    (SNI; None: a client that names none), unverified, as DER."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((address, 443), timeout=10) as connection:
+        with context.wrap_socket(connection, server_hostname=name) as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def request_over_tls(address, name, host):
+    """A GET of / over TLS naming `name` (SNI; None: no name) with the Host
+    header `host`: the status, or None when nginx closed the connection
+    without an answer."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    connection = http.client.HTTPConnection(address, 443, timeout=10)
+    try:
+        connection.sock = context.wrap_socket(socket.create_connection((address, 443), timeout=10),
+                                              server_hostname=name)
+        connection.request("GET", "/", headers={"Host": host})
+        return connection.getresponse().status
+    except (http.client.RemoteDisconnected, ConnectionError):
+        return None
+    finally:
+        connection.close()
+
+
+def test_https_answers_only_for_the_sites_names(host, address):
+    """An unknown host name over HTTPS, in the handshake or in the Host
+    header, never reaches the app (password-reset link poisoning): the
+    default server of the port closes the connection without an answer. A
+    client that names no server still reaches the site its Host names."""
+    assert request_over_tls(address, "blog.test", "blog.test") == 200
+    assert request_over_tls(address, "blog.test", "evil.example") is None
+    assert request_over_tls(address, "evil.example", "evil.example") is None
+    assert request_over_tls(address, None, "evil.example") is None
+    assert request_over_tls(address, None, "blog.test") == 200
+    # Who names the site gets its certificate; anyone else a throwaway one.
+    site = ssl.PEM_cert_to_DER_cert(host.file(f"{BLOG_TLS}/certificate.pem").content_string)
+    assert served_certificate(address, "blog.test") == site
+    assert served_certificate(address, "evil.example") != site
+    assert served_certificate(address) != site
+
+
 def test_tls_key_is_readable_by_root_only(host):
     key = host.file(f"{BLOG_TLS}/key.pem")
     assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
@@ -426,16 +474,15 @@ def test_certificate_from_the_controller_is_served_and_its_key_never_printed(hos
         assert rc == 0, output
         key_lines = [line for line in key.read_text().splitlines() if not line.startswith("-----")]
         assert not any(line in output for line in key_lines)
-        served = ssl.get_server_certificate((address, 443), timeout=10)
-        assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(certificate.read_text())
+        served = served_certificate(address, "blog.test")
+        assert served == ssl.PEM_cert_to_DER_cert(certificate.read_text())
         stored = host.file(f"{BLOG_TLS}/key.pem")
         assert (stored.user, stored.group, stored.mode) == ("root", "root", 0o600)
     finally:
         rc, output = converge(hostname, {"deploy": ["blog"]})
         assert rc == 0, output
     # Back to a self-signed certificate of the role's own.
-    served = ssl.get_server_certificate((address, 443), timeout=10)
-    assert ssl.PEM_cert_to_DER_cert(served) != ssl.PEM_cert_to_DER_cert(certificate.read_text())
+    assert served_certificate(address, "blog.test") != ssl.PEM_cert_to_DER_cert(certificate.read_text())
 
 
 def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, address, http):
