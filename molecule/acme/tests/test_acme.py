@@ -45,6 +45,9 @@ def test_https_certificate_chains_to_pebble_root_for_each_name(host, root):
     # The same request fails against another trust anchor: curl really checks.
     wrong = host.run(f"curl -sS --cacert {PEBBLE_CA} -o /dev/null https://acme.test/")
     assert wrong.rc == 60, wrong.stderr
+    # A certificate browsers trust: HSTS without being asked for (nginx_tls_hsts unset).
+    headers = host.check_output(f"curl -sS --cacert {root} -D - -o /dev/null https://acme.test/").lower()
+    assert "strict-transport-security: max-age=63072000" in headers, headers
 
 
 def test_the_uv_package_serves_from_its_lock_with_the_project_installed(host, root):
