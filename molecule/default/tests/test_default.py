@@ -382,6 +382,63 @@ def test_a_dependencys_build_script_runs_as_the_app_in_a_box_and_writes_nothing(
     assert serving(host, app, role_vars["gunicorn_app_root"], role_vars["bind_port"])["release"] == live["release"]
 
 
+# What a compromised release command tries (it runs the app's code, as the
+# app user): writing where it has no business, reading other apps' secrets,
+# becoming root. Each line says what happened; the command then fails, which
+# refuses the release.
+HOSTILE_RELEASE_COMMAND = """import os
+for path in ["/run/lock/from-release", "/var/tmp/from-release", "/srv/{app}/from-release", "/etc/from-release",
+             "/var/lib/gunicorn-{app}/from-release", "from-release"]:
+    try:
+        with open(path, "w") as planted:
+            planted.write("x")
+        print("WROTE", path)
+    except OSError as error:
+        print("REFUSED", path, error.strerror)
+try:
+    print("LISTED", os.listdir("/etc/gunicorn/{app}"))
+except OSError as error:
+    print("REFUSED /etc/gunicorn/{app}", error.strerror)
+try:
+    os.setuid(0)
+    print("BECAME ROOT")
+except OSError as error:
+    print("REFUSED setuid", error.strerror)
+status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
+print("NoNewPrivs", status["NoNewPrivs"].strip(), "CapEff", status["CapEff"].strip(), "CapBnd", status["CapBnd"].strip())
+raise SystemExit("hostile release command ran as " + str(os.getuid()))
+"""
+
+
+def test_a_release_command_runs_in_the_units_box(host, role_vars, live, workdir):
+    """The release commands run the app's code before it serves: as the app
+    user, with no capabilities and no way to gain any, on a read-only system
+    (its release, its data directory and a private /tmp and /var/tmp are what
+    it may write), without reading the app's environment files; the release
+    it refused never serves."""
+    only_on(host, "gun-debian13")
+    app = role_vars["gunicorn_app_name"]
+    source = example_source(workdir, "asgi-app", "main.py", "hostile-release")
+    (source / "hostile_release.py").write_text(HOSTILE_RELEASE_COMMAND.replace("{app}", app))
+    rc, output = converge("gun-debian13", {"gunicorn_app_src": str(source),
+                                           "gunicorn_release_commands": ["python hostile_release.py"]})
+    assert rc != 0
+    uid = host.user(role_vars["gunicorn_user"]).uid
+    assert f"hostile release command ran as {uid}" in output, output[-3000:]
+    for refused in ("/run/lock/from-release", f"/srv/{app}/from-release", "/etc/from-release",
+                    f"/etc/gunicorn/{app}", "setuid"):
+        assert f"REFUSED {refused}" in output, output[-3000:]
+    # The private /var/tmp, the data directory and the release are its to write.
+    for wrote in ("/var/tmp/from-release", f"/var/lib/gunicorn-{app}/from-release", "from-release"):
+        assert f"WROTE {wrote}" in output, output[-3000:]
+    assert "NoNewPrivs 1 CapEff 0000000000000000 CapBnd 0000000000000000" in output, output[-3000:]
+    assert "BECAME ROOT" not in output and "LISTED" not in output
+    planted = host.run("ls -d /run/lock/from-release /var/tmp/from-release /srv/*/from-release /etc/from-release")
+    assert planted.stdout == "", planted.stdout
+    host.run(f"rm -f /var/lib/gunicorn-{app}/from-release")
+    assert serving(host, app, role_vars["gunicorn_app_root"], role_vars["bind_port"])["release"] == live["release"]
+
+
 def test_an_app_that_needs_a_newer_python_is_refused_naming_both_versions(host, role_vars, live, workdir):
     """requires-python is checked against the host's Python before anything
     is built: the run fails naming both versions, nothing serves differently."""
