@@ -243,6 +243,13 @@ VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that 
                     "Check that lists and dicts were not given as strings")
 
 
+# Every file and directory where the role or an attack through its variables
+# could leave something (path, mode, owner, size, time of change), and /tmp's
+# top level.
+TREE_SNAPSHOT = ("{ find /etc /srv /opt /usr/local /var/lib/gunicorn-* /run/gunicorn-uvicorn-nginx "
+                 "-xdev -printf '%p %m %u %g %s %C@\\n' 2>/dev/null; ls -A /tmp /var/tmp; } | sha256sum")
+
+
 def invalid_value_tests(cases, hostname):
     """For a test module: the module fixture `invalid_runs`, and the test, one
     per (variable, value, *(other, value)) case, that the case's run stopped
@@ -270,9 +277,12 @@ def invalid_value_tests(cases, hostname):
         # Results as data: which task each alias stopped in, and its message.
         # In check mode: a case that got past validation by mistake must not
         # deploy its values on the host the later tests look at.
+        before = host.check_output(TREE_SNAPSHOT)
         run = run_playbook("invalid-*", {}, options=["--inventory", str(inventory), "--check"],
                            env={"ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json"})
         assert run.returncode != 0, run.stdout + run.stderr
+        # Nothing on the host changed, whatever a case tried.
+        assert host.check_output(TREE_SNAPSHOT) == before
         return {alias: host_results(run.stdout, alias) for alias in aliases}
 
     @pytest.mark.parametrize("index", range(len(cases)), ids=[f"{case[0]}={case[1]!r}" + "".join(
