@@ -240,7 +240,8 @@ def assert_timer_renews_without_restart(host, name):
 
 
 VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express",
-                    "Check that lists and dicts were not given as strings")
+                    "Check that lists and dicts were not given as strings",
+                    "Refuse variables with the role's prefixes that it does not take")
 
 
 # Every file and directory where the role or an attack through its variables

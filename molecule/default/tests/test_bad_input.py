@@ -83,6 +83,8 @@ CASES = [
     ("gunicorn_bind_address", "127.0.0.1\n"),
     # Its state directory would be the host's ACME webroot.
     ("gunicorn_app_name", "acme"),
+    # A typo would be ignored: the default would be taken without a word.
+    ("gunicorn_worker", 4),
     # Sealing it would chmod -R inside what the app writes.
     ("nginx_static_locations", [{"location": "/media/", "path": "data/media"}], ("gunicorn_shared_paths", ["data"])),
 ]
