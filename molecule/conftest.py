@@ -26,7 +26,7 @@ import yaml
 
 SHARED = pathlib.Path(__file__).parent / "shared"
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
-ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main.yml"
+ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main"
 
 
 # What the tests use to look around on a host. The images are as bare as a
@@ -58,7 +58,8 @@ def role_vars(host):
     Defaults that refer to other variables (gunicorn_user, gunicorn_app_root,
     ...) are rendered the way Ansible would.
     """
-    defaults = yaml.safe_load(ROLE_DEFAULTS.read_text())
+    defaults = {name: value for path in sorted(ROLE_DEFAULTS.glob("*.yml"))
+                for name, value in yaml.safe_load(path.read_text()).items()}
     values = {**defaults, **host.ansible.get_variables()}
     # README: gunicorn_bind_mode auto is tcp when the address or port is set.
     bind_set = [values[name] for name in ("gunicorn_bind_address", "gunicorn_bind_port") if values[name] not in (None, "")]

@@ -1,5 +1,5 @@
 """meta/argument_specs.yml without a host: the spec declares exactly the
-role's variables with the defaults of defaults/main.yml, the defaults pass
+role's variables with the defaults of defaults/main/*.yml, the defaults pass
 it, and values of the wrong type or outside the choices are refused naming
 the variable. (The checks the spec cannot express run in tasks/validate.yml;
 the default scenario's bad-input module proves end to end that a refusal
@@ -14,7 +14,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 ROLE = pathlib.Path(__file__).parents[2] / "roles/gunicorn_uvicorn_nginx"
 SPECS = yaml.safe_load((ROLE / "meta/argument_specs.yml").read_text())["argument_specs"]
 OPTIONS = SPECS["main"]["options"]
-DEFAULTS = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+DEFAULTS = {name: value for path in sorted((ROLE / "defaults/main").glob("*.yml"))
+            for name, value in yaml.safe_load(path.read_text()).items()}
 # Declared without a default: the user must give the first; the second is a
 # host variable whose absence means "use ansible_host, else the name".
 WITHOUT_DEFAULT = {"gunicorn_app_src", "nginx_lb_address"}
@@ -22,7 +23,7 @@ WITHOUT_DEFAULT = {"gunicorn_app_src", "nginx_lb_address"}
 
 def without_defaults(options):
     """The spec as the role's validation applies it to the values a play
-    has: defaults are already in those values (defaults/main.yml)."""
+    has: defaults are already in those values (defaults/main/)."""
     return {name: {key: value for key, value in option.items() if key not in ("default", "description")}
             | ({"options": without_defaults(option["options"])} if "options" in option else {})
             for name, option in options.items()}
@@ -124,3 +125,15 @@ def test_every_rule_of_validate_is_one_expression_with_a_message():
         assert set(rule) == {"var", "ok", "msg"}, rule
         assert rule["ok"].startswith("{{ ") and rule["ok"].endswith(" }}") and rule["ok"].count("{{") == 1, rule
         assert rule["var"] in OPTIONS or "{{" in rule["var"], rule["var"]
+
+
+def test_no_description_holds_a_template():
+    """Ansible templates the whole spec when it validates the arguments: a
+    {{ ... }} in a description would be evaluated (and fail) on every run."""
+    def texts(options):
+        for option in options.values():
+            description = option.get("description", "")
+            yield " ".join(description) if isinstance(description, list) else description
+            yield from texts(option.get("options", {}))
+    for entry in SPECS.values():
+        assert not [text for text in texts(entry["options"]) if "{{" in text or "{%" in text]
