@@ -337,17 +337,24 @@ def test_what_the_app_writes_cannot_be_run_and_its_limits_are_set(host, role_var
     assert host.check_output(f"systemctl show --property TasksMax --value {live['unit']}") == "4096"
 
 
-# What a dependency's build script tries (an sdist's setup.py runs at build
-# time): every place the app user could write without the sandbox.
-HOSTILE_BUILD = """import os
-for path in ["/var/lib/gunicorn-{app}/from-build", "/tmp/from-build", "/var/tmp/from-build",
-             "/dev/shm/from-build", "/srv/{app}/from-build", "/etc/from-build"]:
+def write_probe(paths):
+    """Python that tries to write each of `paths` and prints, for each,
+    WROTE or REFUSED and why."""
+    return f"""import os
+for path in {paths!r}:
     try:
         with open(path, "w") as planted:
             planted.write("x")
         print("WROTE", path)
     except OSError as error:
         print("REFUSED", path, error.strerror)
+"""
+
+
+# What a dependency's build script tries (an sdist's setup.py runs at build
+# time): every place the app user could write without the sandbox.
+HOSTILE_BUILD = write_probe(["/var/lib/gunicorn-{app}/from-build", "/tmp/from-build", "/var/tmp/from-build",
+                             "/dev/shm/from-build", "/srv/{app}/from-build", "/etc/from-build"]) + """
 raise SystemExit("hostile build ran as " + str(os.getuid()))
 """
 
@@ -390,15 +397,8 @@ def test_a_dependencys_build_script_runs_as_the_app_in_a_box_and_writes_nothing(
 # app user): writing where it has no business, reading other apps' secrets,
 # becoming root. Each line says what happened; the command then fails, which
 # refuses the release.
-HOSTILE_RELEASE_COMMAND = """import os
-for path in ["/run/lock/from-release", "/var/tmp/from-release", "/srv/{app}/from-release", "/etc/from-release",
-             "/var/lib/gunicorn-{app}/from-release", "from-release"]:
-    try:
-        with open(path, "w") as planted:
-            planted.write("x")
-        print("WROTE", path)
-    except OSError as error:
-        print("REFUSED", path, error.strerror)
+HOSTILE_RELEASE_COMMAND = write_probe(["/run/lock/from-release", "/var/tmp/from-release", "/srv/{app}/from-release",
+                                       "/etc/from-release", "/var/lib/gunicorn-{app}/from-release", "from-release"]) + """
 try:
     print("LISTED", os.listdir("/etc/gunicorn/{app}"))
 except OSError as error:
