@@ -3,7 +3,6 @@ the deploy lock it takes first. Its helpers on real directories, and the
 module itself run as Ansible runs it (a JSON file of arguments), no host needed."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,10 +13,10 @@ import sys
 
 import pytest
 
+from plugin_loader import load
+
 MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/host_state.py"
-spec = importlib.util.spec_from_file_location("host_state", MODULE)
-state = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(state)
+state = load("plugins/modules/host_state.py")
 
 
 def call(tmp_path, check_mode=False, **args):

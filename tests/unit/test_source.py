@@ -2,7 +2,6 @@
 fingerprint and the one archive that carries them, on real directories and
 real git work trees (no host needed)."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -11,10 +10,10 @@ import tarfile
 
 import pytest
 
+from plugin_loader import load
+
 SCRIPT = pathlib.Path(__file__).parents[2] / "roles/gunicorn_uvicorn_nginx/files/source.py"
-spec = importlib.util.spec_from_file_location("source", SCRIPT)
-source = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(source)
+source = load("roles/gunicorn_uvicorn_nginx/files/source.py")
 
 
 def run(*args):

@@ -2,18 +2,15 @@
 HTTP server on a unix socket and on TCP (systemd's part needs a host)."""
 
 import http.server
-import importlib.util
 import os
-import pathlib
 import socketserver
 import threading
 
 import pytest
 
-MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/start_pair.py"
-spec = importlib.util.spec_from_file_location("start_pair", MODULE)
-gate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gate)
+from plugin_loader import load
+
+gate = load("plugins/modules/start_pair.py")
 
 
 class Answers(http.server.BaseHTTPRequestHandler):

@@ -4,18 +4,15 @@ whatever happened; owners and modes come from the role, not the archive."""
 
 import grp
 import hashlib
-import importlib.util
 import io
 import os
-import pathlib
 import pwd
 import stat
 import tarfile
 
-MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/unpack_release.py"
-spec = importlib.util.spec_from_file_location("unpack_release", MODULE)
-unpacker = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(unpacker)
+from plugin_loader import load
+
+unpacker = load("plugins/modules/unpack_release.py")
 
 OWNER = pwd.getpwuid(os.getuid()).pw_name
 GROUP = grp.getgrgid(os.getgid()).gr_name

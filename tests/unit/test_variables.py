@@ -1,15 +1,13 @@
 """plugins/filter/variables.py: misspelt variables with the role's prefixes
 are named, with the declared name they were probably meant to be."""
 
-import importlib.util
 import pathlib
 
 import yaml
 
-PLUGIN = pathlib.Path(__file__).parents[2] / "plugins/filter/variables.py"
-spec = importlib.util.spec_from_file_location("variables", PLUGIN)
-variables = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(variables)
+from plugin_loader import load
+
+variables = load("plugins/filter/variables.py")
 
 SPECS = yaml.safe_load((pathlib.Path(__file__).parents[2]
                         / "roles/gunicorn_uvicorn_nginx/meta/argument_specs.yml").read_text())

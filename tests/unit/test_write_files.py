@@ -3,7 +3,6 @@ atomically, a link at a name replaced and never followed. Its helpers on real
 files, and the module run as Ansible runs it (a JSON file of arguments)."""
 
 import grp
-import importlib.util
 import json
 import os
 import pathlib
@@ -14,10 +13,10 @@ import sys
 
 import pytest
 
+from plugin_loader import load
+
 MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/write_files.py"
-spec = importlib.util.spec_from_file_location("write_files", MODULE)
-writer = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(writer)
+writer = load("plugins/modules/write_files.py")
 
 # Whoever runs the tests owns what they write (root in CI, anyone here).
 OWNER = pwd.getpwuid(os.getuid()).pw_name
