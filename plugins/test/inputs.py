@@ -116,8 +116,10 @@ def server_names(value, for_certificate=False):
     name, a wildcard name, an IP address or a regular expression (~...).
     Names that go into a certificate must be DNS or wildcard names, '_'
     (the role's own name for the host) or an address."""
-    if not isinstance(value, str) or not value or value != " ".join(value.split(" ")) or "  " in value:
+    if not isinstance(value, str):
         return False
+    # An empty value, or two spaces, a leading or a trailing one, gives an
+    # empty name, which no pattern below takes.
     for name in value.split(" "):
         if name == "_" or _DNS_NAME.fullmatch(name) or _WILDCARD.fullmatch(name) or network_address(name):
             continue
