@@ -30,9 +30,22 @@ options:
   marker: {type: str, description: "A marker line: files in I(marker_dirs) with a line that starts with it and a colon."}
   marker_dirs: {type: list, elements: path, default: [], description: Where to look for I(marker) in *.conf files.}
   units: {type: list, elements: str, default: [], description: systemd units whose state is reported.}
-  lock_dir: {type: path, description: The deploy lock to take first (a directory; mkdir is atomic).}
+  lock_dir: {type: path, description: A lock to take first (a directory; mkdir is atomic).}
+  lock_name: {type: str, default: deploy lock, description: What the lock guards, for messages.}
   lock_holder: {type: str, default: '?', description: Who takes the lock, written into it.}
+  lock_owner:
+    type: dict
+    description:
+      - The run taking the lock, from the collection's controller_run lookup ({id, controller, pid, start,
+        alive}). Its id is in the environment of every process of the run on the host.
+  lock_lease: {type: int, default: 300, description: "Seconds after its last renewal at which the lock of a run
+    from another controller, with no process left on the host, counts as left behind."}
   lock_timeout: {type: int, default: 600, description: Seconds to wait for another run's lock.}
+  renew: {type: list, elements: path, default: [], description: "Locks this run (I(lock_owner)) holds: renewed,
+    and the call fails if one is no longer its own."}
+  nginx_stamp: {type: path, description: "The file touched at each reload of nginx by the role: I(nginx_stale) says
+    whether nginx's files changed since."}
+  dangling_dirs: {type: list, elements: path, default: [], description: Where to look for links that lead nowhere.}
 """
 
 RETURN = r"""
@@ -64,11 +77,19 @@ root: {description: "The app root: {exists, marker (the app its marker names, nu
   symbolic link; null if none)}", type: dict}
 lock_taken: {description: The lock this call took (null without lock_dir and in check mode), type: str}
 lock_waited: {description: Seconds waited for it, type: int}
+lock_taken_over: {description: "The run whose lock this call took over, and why it counts as over: {holder, reason}
+  (null if the lock was free)", type: dict}
+nginx_stale: {description: "Whether nginx runs with a configuration older than its files (a run was stopped between
+  writing them and reloading)", type: bool}
+dangling: {description: Links in I(dangling_dirs) that lead nowhere, type: list}
 """
 
+import contextlib
 import errno
+import fcntl
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -85,8 +106,9 @@ SLOTS = ("blue", "green")
 ACCOUNT_MARK = "gunicorn-uvicorn-nginx app "
 # The file in an app root that names the app it belongs to.
 ROOT_MARK = ".gunicorn-uvicorn-nginx"
-# What the role makes in an app root (tasks/release.yml, tasks/switch.yml).
-ROOT_ENTRIES = frozenset(("releases", "venvs", "current", "current.new", "slot", "slot.new", "history", ROOT_MARK))
+# What the role makes in an app root (tasks/release.yml, tasks/record.yml).
+ROOT_ENTRIES = frozenset(("releases", "venvs", "current", "current.new", "slot", "slot.new", "history", "history.new",
+                          "history.previous", "history.previous.new", ROOT_MARK))
 
 
 def read_text(path):
@@ -269,34 +291,135 @@ def lock_parent(lock_dir):
     if not stat.S_ISDIR(found.st_mode) or found.st_uid != os.geteuid() or found.st_mode & 0o022:
         raise OSError(errno.EPERM, "%s must be a directory that only %s can write" % (parent, pwd.getpwuid(
             os.geteuid()).pw_name))
+    return parent
 
 
-def take_lock(lock_dir, holder, timeout, sleep=time.sleep):
-    """mkdir the lock, waiting up to timeout seconds for another run's; returns the seconds waited."""
-    lock_parent(lock_dir)
+# The variable every task of a run carries in its environment on the host
+# (tasks/main.yml): a process that has it works for that run.
+RUN_VARIABLE = b"GUNICORN_UVICORN_NGINX_RUN="
+
+
+def runs_on_host(proc="/proc"):
+    """The run ids found in the environment of the host's processes."""
+    found = set()
+    for name in os.listdir(proc):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, name, "environ"), "rb") as handle:
+                entries = handle.read().split(b"\0")
+        except OSError:
+            continue
+        found.update(entry[len(RUN_VARIABLE):].decode("utf-8", "replace")
+                     for entry in entries if entry.startswith(RUN_VARIABLE))
+    return found
+
+
+def read_holder(lock_dir):
+    """(the holder's record, seconds since it was last renewed). A record is
+    {holder, id, controller, pid, start}; an older plain-text one only
+    {holder}; a lock without one (its taker stopped between mkdir and write)
+    is as old as its directory."""
+    path = os.path.join(lock_dir, "holder")
+    try:
+        renewed = os.lstat(path).st_mtime
+        text = read_text(path)
+    except OSError:
+        try:
+            renewed = os.lstat(lock_dir).st_mtime
+        except OSError:
+            renewed = time.time()
+        text = ""
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    if not isinstance(record, dict):
+        record = {"holder": text or "?"}
+    return record, max(0, time.time() - renewed)
+
+
+def over(record, age, owner, lease, on_host):
+    """Why the run that holds a lock is over, or None while it may go on.
+    A process on the host with its id works for it: never over. Otherwise a
+    run of this controller is over when its ansible-playbook no longer runs
+    there; a run of another controller (or one that did not say where it ran)
+    when it has not renewed the lock for lease seconds."""
+    if record.get("id") and record["id"] in on_host:
+        return None
+    if owner and record.get("controller") and record.get("controller") == owner.get("controller"):
+        if "%s:%s" % (record.get("pid"), record.get("start")) in owner.get("alive", []):
+            return None
+        return "its ansible-playbook (process %s on %s) has ended" % (record.get("pid"), owner.get("controller"))
+    if age > lease:
+        return "it has not renewed the lock for %d s (gunicorn_lock_lease: %d s)" % (age, lease)
+    return None
+
+
+@contextlib.contextmanager
+def guarded(parent):
+    """One taker at a time decides on the locks of parent (flock)."""
+    descriptor = os.open(os.path.join(parent, ".guard"), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def record_of(holder, owner):
+    record = {"holder": holder}
+    record.update({key: owner[key] for key in ("id", "controller", "pid", "start") if key in (owner or {})})
+    return record
+
+
+def take_lock(lock_dir, holder, timeout, owner=None, lease=300, sleep=time.sleep, on_host=runs_on_host):
+    """mkdir the lock, waiting up to timeout seconds for another run's, and
+    taking over the lock of a run that is over. Returns (seconds waited,
+    None or {holder, reason} of the run taken over)."""
+    parent = lock_parent(lock_dir)
     waited = 0
     while True:
-        try:
-            os.mkdir(lock_dir, 0o700)
-            break
-        except OSError as error:
-            if error.errno != errno.EEXIST:
-                raise
+        with guarded(parent):
+            record, taken_over = {"holder": "?"}, None
+            if os.path.lexists(lock_dir):
+                record, age = read_holder(lock_dir)
+                reason = over(record, age, owner, lease, on_host())
+                if reason:
+                    release_lock(lock_dir)
+                    taken_over = {"holder": record["holder"], "reason": reason}
+            try:
+                os.mkdir(lock_dir, 0o700)
+            except FileExistsError:
+                pass
+            else:
+                descriptor = os.open(os.path.join(lock_dir, "holder"),
+                                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                    handle.write(json.dumps(record_of(holder, owner)) + "\n")
+                return waited, taken_over
         if waited >= timeout:
-            raise LockTimeout(read_text(os.path.join(lock_dir, "holder")), waited)
+            raise LockTimeout(record["holder"], waited)
         sleep(1)
         waited += 1
-    with open(os.path.join(lock_dir, "holder"), "w", encoding="utf-8") as handle:
-        handle.write(holder + "\n")
-    return waited
+
+
+def renew_lock(lock_dir, owner):
+    """Renew a lock this run holds; fails if another run took it over."""
+    record, _ = read_holder(lock_dir)
+    if not os.path.isdir(lock_dir) or record.get("id") != owner.get("id"):
+        raise OSError(errno.EBUSY, "%s is no longer this run's: %s holds it" % (
+            lock_dir, record["holder"] if os.path.isdir(lock_dir) else "nobody"))
+    os.utime(os.path.join(lock_dir, "holder"))
 
 
 def release_lock(lock_dir):
-    for remove, path in ((os.remove, os.path.join(lock_dir, "holder")), (os.rmdir, lock_dir)):
-        try:
-            remove(path)
-        except OSError:
-            pass
+    for name in (os.listdir(lock_dir) if os.path.isdir(lock_dir) and not os.path.islink(lock_dir) else []):
+        os.remove(os.path.join(lock_dir, name))
+    try:
+        os.rmdir(lock_dir)
+    except OSError:
+        pass
 
 
 class LockTimeout(Exception):
@@ -304,6 +427,51 @@ class LockTimeout(Exception):
         super().__init__(holder)
         self.holder = holder
         self.waited = waited
+
+
+def nginx_stale(stamp, tree="/etc/nginx"):
+    """Whether nginx runs with an older configuration than its files: one of
+    them (or a directory, which a removal changes) is newer than the stamp
+    the role touches at each reload, or, without a stamp (the host booted
+    since), than nginx's start."""
+    if not unit_active("nginx.service"):
+        return False
+    try:
+        loaded = os.lstat(stamp).st_mtime
+    except OSError:
+        loaded = process_started(run(["systemctl", "show", "--property=MainPID", "--value", "nginx.service"])[1])
+    newest = 0
+    for directory, _, names in os.walk(tree):
+        for path in [directory] + [os.path.join(directory, name) for name in names]:
+            try:
+                newest = max(newest, os.lstat(path).st_mtime)
+            except OSError:
+                continue
+    return loaded is None or newest > loaded
+
+
+def process_started(pid):
+    """When a process started (seconds since the epoch, to the second), None if it does not run."""
+    try:
+        with open("/proc/%d/stat" % int(pid), encoding="utf-8") as handle:
+            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="utf-8") as handle:
+            boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def dangling_links(directories):
+    found = []
+    for directory in directories:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        found.extend(os.path.join(directory, name) for name in names
+                     if os.path.islink(os.path.join(directory, name)) and not os.path.exists(os.path.join(directory, name)))
+    return found
 
 
 def read_state(params):
@@ -324,6 +492,8 @@ def read_state(params):
         "cpus": len(os.sched_getaffinity(0)),
         "nginx_version": nginx_version(),
         "ipv6": os.path.exists("/proc/net/if_inet6"),
+        "nginx_stale": nginx_stale(params["nginx_stamp"]) if params["nginx_stamp"] else None,
+        "dangling": dangling_links(params["dangling_dirs"]),
     }
     state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
     if params["app_name"] and app_root:
@@ -347,35 +517,50 @@ def main():
             "marker_dirs": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
             "lock_dir": {"type": "path"},
+            "lock_name": {"type": "str", "default": "deploy lock"},
             "lock_holder": {"type": "str", "default": "?"},
+            "lock_owner": {"type": "dict"},
+            "lock_lease": {"type": "int", "default": 300},
             "lock_timeout": {"type": "int", "default": 600},
+            "renew": {"type": "list", "elements": "path", "default": []},
+            "nginx_stamp": {"type": "path"},
+            "dangling_dirs": {"type": "list", "elements": "path", "default": []},
         },
         required_together=[("app_name", "app_root")],
-        required_by={"lock_dir": "app_name"},
         supports_check_mode=True,
     )
     params = module.params
     lock_dir = params["lock_dir"] if not module.check_mode else None
-    waited = None
+    waited = taken_over = None
     if lock_dir:
         try:
-            waited = take_lock(lock_dir, params["lock_holder"], params["lock_timeout"])
+            waited, taken_over = take_lock(lock_dir, params["lock_holder"], params["lock_timeout"],
+                                           params["lock_owner"], params["lock_lease"])
         except OSError as error:
-            module.fail_json(msg="Could not take the deploy lock %s: %s" % (lock_dir, error), lock_taken=None)
+            module.fail_json(msg="Could not take the %s %s: %s" % (params["lock_name"], lock_dir, error),
+                             lock_taken=None)
         except LockTimeout as error:
             module.fail_json(
-                msg=("Another run holds the deploy lock of %s (%s); waited %d s (gunicorn_lock_timeout). "
-                     "If no run is going on, one was killed: remove %s and run again."
-                     % (params["app_name"], error.holder or "?", error.waited, lock_dir)),
+                msg=("Another run holds the %s (%s); waited %d s (gunicorn_lock_timeout). A run counts as over, and "
+                     "its lock is taken over, once no process of it is left on this host and its ansible-playbook "
+                     "has ended (a run from this controller) or it has not renewed the lock for gunicorn_lock_lease "
+                     "(%d s; a run from elsewhere). If you know that no run is going on, remove %s."
+                     % (params["lock_name"], error.holder, error.waited, params["lock_lease"], lock_dir)),
                 lock_taken=None)
     try:
+        if not module.check_mode:
+            for held in params["renew"]:
+                renew_lock(held, params["lock_owner"] or {})
         state = read_state(params)
     except Exception as error:  # pylint: disable=broad-except
         # The lock is this run's: a run that cannot read the host must not keep it.
         if lock_dir:
             release_lock(lock_dir)
         module.fail_json(msg="Could not read the state of the host: %s" % error, lock_taken=None)
-    module.exit_json(changed=False, lock_taken=lock_dir, lock_waited=waited, **state)
+    if taken_over:
+        module.warn("Took over the %s of a run that is over (%s): %s" % (
+            params["lock_name"], taken_over["holder"], taken_over["reason"]))
+    module.exit_json(changed=False, lock_taken=lock_dir, lock_waited=waited, lock_taken_over=taken_over, **state)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,11 @@ import json
 import os
 import pathlib
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,41 +33,160 @@ def call(tmp_path, check_mode=False, **args):
     return json.loads(result.stdout), result.returncode
 
 
+def holder_of(lock):
+    return json.loads((lock / "holder").read_text())
+
+
+# Runs as the controller_run lookup describes them.
+ANN = {"id": "laptop/boot-1/100:5000", "controller": "laptop/boot-1", "pid": 100, "start": 5000}
+BOB = {"id": "laptop/boot-1/200:6000", "controller": "laptop/boot-1", "pid": 200, "start": 6000}
+CI = {"id": "ci/boot-9/300:7000", "controller": "ci/boot-9", "pid": 300, "start": 7000}
+
+
+def nothing_on_host():
+    return set()
+
+
 def test_lock_is_taken_with_its_holder_and_released(tmp_path):
     lock = tmp_path / "app.deploy"
-    assert state.take_lock(str(lock), "ann@laptop since now", 5) == 0
-    assert (lock / "holder").read_text() == "ann@laptop since now\n"
+    assert state.take_lock(str(lock), "ann@laptop since now", 5, ANN, on_host=nothing_on_host) == (0, None)
+    assert holder_of(lock) == {"holder": "ann@laptop since now", **ANN}
     state.release_lock(str(lock))
     assert not lock.exists()
 
 
 def test_a_held_lock_is_waited_for_then_refused_naming_its_holder(tmp_path):
     lock = tmp_path / "app.deploy"
-    state.take_lock(str(lock), "ann@laptop", 5)
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
     slept = []
+    alive = {**BOB, "alive": ["100:5000", "200:6000"]}
     with pytest.raises(state.LockTimeout) as refused:
-        state.take_lock(str(lock), "bob@ci", 3, sleep=slept.append)
+        state.take_lock(str(lock), "bob@laptop", 3, alive, sleep=slept.append, on_host=nothing_on_host)
     assert refused.value.holder == "ann@laptop" and refused.value.waited == 3 and len(slept) == 3
-    assert (lock / "holder").read_text() == "ann@laptop\n"
+    assert holder_of(lock)["holder"] == "ann@laptop"
 
 
 def test_a_lock_freed_while_waiting_is_taken(tmp_path):
     lock = tmp_path / "app.deploy"
-    state.take_lock(str(lock), "ann@laptop", 5)
-    assert state.take_lock(str(lock), "bob@ci", 5, sleep=lambda _: state.release_lock(str(lock))) == 1
-    assert (lock / "holder").read_text() == "bob@ci\n"
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
+    waited = state.take_lock(str(lock), "bob@laptop", 5, {**BOB, "alive": ["100:5000"]},
+                             sleep=lambda _: state.release_lock(str(lock)), on_host=nothing_on_host)
+    assert waited == (1, None)
+    assert holder_of(lock)["holder"] == "bob@laptop"
+
+
+def test_the_lock_of_a_run_whose_ansible_playbook_ended_on_this_controller_is_taken_over_at_once(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
+    # Ann's run was killed: its process is not among those alive here.
+    waited, over = state.take_lock(str(lock), "bob@laptop", 0, {**BOB, "alive": ["200:6000", "100:4999"]},
+                                   on_host=nothing_on_host)
+    assert waited == 0
+    assert over == {"holder": "ann@laptop",
+                    "reason": "its ansible-playbook (process 100 on laptop/boot-1) has ended"}
+    assert holder_of(lock)["id"] == BOB["id"]
+
+
+def test_a_run_with_a_process_left_on_the_host_is_never_over(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
+    os.utime(lock / "holder", (0, 0))
+    # Its ansible-playbook ended and its lease expired, but its build still runs on the host.
+    with pytest.raises(state.LockTimeout):
+        state.take_lock(str(lock), "bob@laptop", 0, {**BOB, "alive": []}, lease=10,
+                        on_host=lambda: {ANN["id"]})
+    with pytest.raises(state.LockTimeout):
+        state.take_lock(str(lock), "ci", 0, {**CI, "alive": []}, lease=10, on_host=lambda: {ANN["id"]})
+    assert holder_of(lock)["id"] == ANN["id"]
+
+
+def test_the_lock_of_a_run_from_another_controller_is_taken_over_once_its_lease_expired(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
+    with pytest.raises(state.LockTimeout):
+        state.take_lock(str(lock), "ci", 0, {**CI, "alive": []}, lease=60, on_host=nothing_on_host)
+    renewed = time.time() - 61
+    os.utime(lock / "holder", (renewed, renewed))
+    waited, over = state.take_lock(str(lock), "ci", 0, {**CI, "alive": []}, lease=60, on_host=nothing_on_host)
+    assert over["holder"] == "ann@laptop"
+    assert over["reason"].startswith("it has not renewed the lock for 6") and "(gunicorn_lock_lease: 60 s)" in over["reason"]
+
+
+def test_a_lock_of_an_earlier_version_or_without_a_holder_goes_by_its_age(tmp_path):
+    lock = tmp_path / "app.deploy"
+    lock.mkdir()
+    (lock / "holder").write_text("someone\n")
+    with pytest.raises(state.LockTimeout) as refused:
+        state.take_lock(str(lock), "bob", 0, {**BOB, "alive": []}, lease=60, on_host=nothing_on_host)
+    assert refused.value.holder == "someone"
+    os.utime(lock / "holder", (0, 0))
+    assert state.take_lock(str(lock), "bob", 0, {**BOB, "alive": []}, lease=60, on_host=nothing_on_host)[1][
+        "holder"] == "someone"
+    state.release_lock(str(lock))
+    lock.mkdir()
+    os.utime(lock, (0, 0))
+    assert state.take_lock(str(lock), "bob", 0, BOB, lease=60, on_host=nothing_on_host)[1]["holder"] == "?"
+
+
+def test_a_run_renews_its_own_lock_and_learns_when_another_took_it(tmp_path):
+    lock = tmp_path / "app.deploy"
+    state.take_lock(str(lock), "ann@laptop", 5, ANN, on_host=nothing_on_host)
+    os.utime(lock / "holder", (0, 0))
+    state.renew_lock(str(lock), ANN)
+    assert time.time() - (lock / "holder").stat().st_mtime < 5
+    with pytest.raises(OSError, match="no longer this run's: ann@laptop holds it"):
+        state.renew_lock(str(lock), BOB)
+    state.release_lock(str(lock))
+    with pytest.raises(OSError, match="no longer this run's: nobody holds it"):
+        state.renew_lock(str(lock), ANN)
+
+
+def test_the_runs_on_the_host_are_read_from_their_environment(tmp_path):
+    proc = tmp_path / "proc"
+    for pid, environ in (("1", b"PATH=/bin\0GUNICORN_UVICORN_NGINX_RUN=laptop/b/1:2\0"), ("22", b"HOME=/\0"),
+                         ("self", b"GUNICORN_UVICORN_NGINX_RUN=no\0")):
+        (proc / pid).mkdir(parents=True)
+        (proc / pid / "environ").write_bytes(environ)
+    (proc / "33").mkdir()
+    assert state.runs_on_host(str(proc)) == {"laptop/b/1:2"}
+
+
+def test_nginx_is_stale_when_a_file_or_directory_is_newer_than_its_last_reload(tmp_path, monkeypatch):
+    monkeypatch.setattr(state, "unit_active", lambda name: True)
+    tree = tmp_path / "nginx"
+    (tree / "sites-enabled").mkdir(parents=True)
+    (tree / "nginx.conf").write_text("events {}\n")
+    stamp = tmp_path / "stamp"
+    stamp.touch()
+    for path in (tree, tree / "sites-enabled", tree / "nginx.conf"):
+        os.utime(path, (time.time() - 10, time.time() - 10))
+    assert state.nginx_stale(str(stamp), str(tree)) is False
+    (tree / "sites-enabled" / "app.conf").symlink_to("/nowhere")
+    assert state.nginx_stale(str(stamp), str(tree)) is True
+    stamp.touch()
+    assert state.nginx_stale(str(stamp), str(tree)) is False
+    monkeypatch.setattr(state, "unit_active", lambda name: False)
+    (tree / "nginx.conf").write_text("events { }\n")
+    assert state.nginx_stale(str(stamp), str(tree)) is False
+
+
+def test_dangling_links_are_found(tmp_path):
+    (tmp_path / "site.conf").write_text("")
+    (tmp_path / "a.conf").symlink_to(tmp_path / "site.conf")
+    (tmp_path / "b.conf").symlink_to(tmp_path / "gone.conf")
+    assert state.dangling_links([str(tmp_path), str(tmp_path / "none")]) == [str(tmp_path / "b.conf")]
 
 
 def test_the_locks_directory_is_made_private_and_refused_when_others_may_write_it(tmp_path):
     lock = tmp_path / "locks" / "app.deploy"
-    state.take_lock(str(lock), "ann@laptop", 0)
+    state.take_lock(str(lock), "ann@laptop", 0, on_host=nothing_on_host)
     assert stat.S_IMODE((tmp_path / "locks").stat().st_mode) == 0o700
     state.release_lock(str(lock))
     (tmp_path / "locks").chmod(0o777)
     with pytest.raises(OSError, match="must be a directory that only"):
         state.take_lock(str(lock), "bob@ci", 0)
     assert not lock.exists()
-    (tmp_path / "locks").rmdir()
+    shutil.rmtree(tmp_path / "locks")
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "locks").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(OSError, match="must be a directory that only"):
@@ -237,8 +358,8 @@ def test_the_module_takes_the_lock_and_reads_the_state(tmp_path):
                           checksums=[str(tmp_path / "unit.service"), str(tmp_path / "gone.service")])
     assert status == 0, result
     assert result["changed"] is False
-    assert result["lock_taken"] == str(lock) and result["lock_waited"] == 0
-    assert (lock / "holder").read_text() == "ann@laptop\n"
+    assert result["lock_taken"] == str(lock) and result["lock_waited"] == 0 and result["lock_taken_over"] is None
+    assert holder_of(lock) == {"holder": "ann@laptop"}
     assert result["releases"] == ["abc"] and result["venvs"] == []
     assert result["exists"] == {str(tmp_path / "nope"): False}
     assert len(result["sha1"][str(tmp_path / "unit.service")]) == 40
@@ -249,12 +370,27 @@ def test_the_module_takes_the_lock_and_reads_the_state(tmp_path):
     assert result["user_exists"] is False and result["user_ours"] is False
 
     # A second run waits (here: not at all), fails naming the holder, and leaves the lock as it was.
-    result, status = call(tmp_path, lock_dir=str(lock), lock_holder="bob@ci", lock_timeout=0)
+    result, status = call(tmp_path, lock_dir=str(lock), lock_name="deploy lock of app", lock_holder="bob@ci",
+                          lock_timeout=0)
     assert status != 0
-    assert "holds the deploy lock of app (ann@laptop)" in result["msg"]
-    assert "remove %s and run again" % lock in result["msg"]
+    assert "Another run holds the deploy lock of app (ann@laptop); waited 0 s" in result["msg"]
+    assert "If you know that no run is going on, remove %s." % lock in result["msg"]
     assert result["lock_taken"] is None
-    assert (lock / "holder").read_text() == "ann@laptop\n"
+    assert holder_of(lock) == {"holder": "ann@laptop"}
+
+    # A run from another controller whose lease expired: taken over, with a warning naming it.
+    os.utime(lock / "holder", (0, 0))
+    result, status = call(tmp_path, lock_dir=str(lock), lock_holder="bob@ci", lock_lease=60,
+                          lock_owner={**CI, "alive": []}, renew=[])
+    assert status == 0, result
+    assert result["lock_taken_over"]["holder"] == "ann@laptop"
+    assert "Took over the deploy lock of a run that is over (ann@laptop)" in json.dumps(result["warnings"])
+    assert holder_of(lock)["id"] == CI["id"]
+    # It renews its lock; another run's renewal fails.
+    result, status = call(tmp_path, lock_owner=CI, renew=[str(lock)])
+    assert status == 0, result
+    result, status = call(tmp_path, lock_owner=ANN, renew=[str(lock)])
+    assert status != 0 and "no longer this run's: bob@ci holds it" in result["msg"]
 
 
 def test_check_mode_takes_no_lock(tmp_path):
