@@ -48,14 +48,9 @@ import grp
 import os
 import pwd
 import stat
-import tempfile
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-class WriteError(Exception):
-    pass
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.atomic import WriteError, replace
 
 
 def current(path):
@@ -83,36 +78,6 @@ def plan(path, data, uid, gid, mode):
     if (status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)) != (uid, gid, mode):
         return "meta", before
     return None, before
-
-
-def backup_name(path, now=None):
-    stamp = time.strftime("%Y-%m-%d@%H:%M:%S", time.localtime(now))
-    return f"{path}.{os.getpid()}.{stamp}~"
-
-
-def replace(path, data, uid, gid, mode, backup):
-    """Write DATA as PATH's new content by renaming a new file over it; return the backup's name."""
-    directory, name = os.path.split(path)
-    if not os.path.isdir(directory):
-        raise WriteError(f"{path}: its directory {directory} does not exist")
-    saved = None
-    if backup and os.path.isfile(path) and not os.path.islink(path):
-        saved = backup_name(path)
-        os.link(path, saved)
-    descriptor, new = tempfile.mkstemp(prefix=f".{name}.", suffix=".new", dir=directory)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchown(handle.fileno(), uid, gid)
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-        os.rename(new, path)
-    except BaseException:
-        if os.path.lexists(new):
-            os.unlink(new)
-        raise
-    return saved
 
 
 def mend(path, uid, gid, mode):

@@ -5,32 +5,24 @@ module itself run as Ansible runs it (a JSON file of arguments), no host needed.
 import hashlib
 import json
 import os
-import pathlib
 import pwd
 import shutil
 import stat
-import subprocess
-import sys
 import time
 
 import pytest
 
-from plugin_loader import load
+from plugin_loader import load, run_module
 
-MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/host_state.py"
 state = load("plugins/modules/host_state.py")
 
 
 def call(tmp_path, check_mode=False, **args):
     """The module as Ansible runs it: (its parsed result, its exit status)."""
-    arguments = tmp_path / "args.json"
     args = {"app_name": "app", "app_root": str(tmp_path / "root"), **args}
     if check_mode:
         args["_ansible_check_mode"] = True
-    arguments.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    result = subprocess.run([sys.executable, str(MODULE), str(arguments)], capture_output=True, text=True,
-                            check=False)
-    return json.loads(result.stdout), result.returncode
+    return run_module("plugins/modules/host_state.py", args, tmp_path)
 
 
 def holder_of(lock):

@@ -3,19 +3,15 @@ atomically, a link at a name replaced and never followed. Its helpers on real
 files, and the module run as Ansible runs it (a JSON file of arguments)."""
 
 import grp
-import json
 import os
 import pathlib
 import pwd
 import stat
-import subprocess
-import sys
 
 import pytest
 
-from plugin_loader import load
+from plugin_loader import load, run_module
 
-MODULE = pathlib.Path(__file__).parents[2] / "plugins/modules/write_files.py"
 writer = load("plugins/modules/write_files.py")
 
 # Whoever runs the tests owns what they write (root in CI, anyone here).
@@ -30,14 +26,7 @@ def call(check_mode=False, diff=False, **args):
         arguments["_ansible_check_mode"] = True
     if diff:
         arguments["_ansible_diff"] = True
-    path = pathlib.Path(os.environ.get("TMPDIR", "/tmp")) / f"write-files-args-{os.getpid()}.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": arguments}))
-    try:
-        result = subprocess.run([sys.executable, str(MODULE), str(path)], capture_output=True, text=True,
-                                check=False)
-    finally:
-        path.unlink()
-    return json.loads(result.stdout), result.returncode
+    return run_module("plugins/modules/write_files.py", arguments, os.environ.get("TMPDIR", "/tmp"))
 
 
 def mode_of(path):
