@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import tempfile
@@ -168,25 +169,74 @@ def installed(host, venv):
     return set(host.check_output(f"{venv}/bin/python -c \"{script}\"").lower().split())
 
 
-def run_playbook(hostname, extra_vars, diff=False, options=(), env=None):
-    """Run the scenario's converge playbook again on the hosts `hostname`
-    names, as a user would with `ansible-playbook -e` (and `options`, and
-    `env` on top of the environment); returns the finished process."""
+def playbook_command(hostname, extra_vars, diff=False, options=(), env=None):
+    """(argv, environment) of the scenario's converge playbook run again on
+    the hosts `hostname` names, as a user would with `ansible-playbook -e`
+    (and `options`, and `env` on top of the environment)."""
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
     playbook = own if own.is_file() else SHARED / "converge.yml"
     # The scenario's own ansible.cfg (Molecule's, or the shipped one the fleet uses).
     env = {**os.environ, **(env or {})}
     env.setdefault("ANSIBLE_CONFIG", str(ephemeral / "ansible.cfg"))
-    result = subprocess.run(
-        ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
-         "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)],
-        env=env, capture_output=True, text=True, check=False)
+    argv = ["ansible-playbook", "--inventory", str(ephemeral / "inventory"), "--limit", hostname,
+            "--extra-vars", json.dumps(extra_vars), *(["--diff"] if diff else []), *options, str(playbook)]
+    return argv, env
+
+
+def run_playbook(hostname, extra_vars, diff=False, options=(), env=None):
+    """Run the converge playbook again (playbook_command); returns the finished process."""
+    argv, env = playbook_command(hostname, extra_vars, diff, options, env)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     # The newest ansible-core's run (scripts/test): what it deprecates, the
     # next one removes.
     if os.environ.get("GUN_FORBID_DEPRECATIONS"):
         assert "[DEPRECATION WARNING]" not in result.stdout + result.stderr, result.stdout + result.stderr
     return result
+
+
+def killed_run(hostname, extra_vars, task):
+    """Run the converge playbook again and kill -9 ansible-playbook with
+    every process it started (its workers, their connections) as soon as it
+    prints the header of `task` (a task's name): the tasks before it ran,
+    this one may have been sent to the host or not. Returns the output; fails
+    if the run ended without reaching that task (the task list changed)."""
+    argv, env = playbook_command(hostname, extra_vars, env={"PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("TASK [") and line.rstrip().rstrip("*").rstrip().endswith(f" : {task}]"):
+            os.killpg(process.pid, signal.SIGKILL)
+            break
+    process.wait()
+    output = "".join(lines)
+    assert process.returncode == -signal.SIGKILL, f"the run never reached the task {task!r}:\n{output[-3000:]}"
+    return output
+
+
+def wait_until_no_run_works_on(host, seconds=120):
+    """Until no process on the host works for a run of the role any more
+    (each carries GUNICORN_UVICORN_NGINX_RUN in its environment): what a killed
+    run had sent to the host finishes there on its own."""
+    deadline = time.monotonic() + seconds
+    while host.run("grep -lsa GUNICORN_UVICORN_NGINX_RUN= /proc/[0-9]*/environ").stdout.strip():
+        assert time.monotonic() < deadline, "a process of a killed run still works on the host"
+        time.sleep(0.5)
+
+
+def reboot(host):
+    """Shut the host's systemd down (SIGRTMIN+3: what `systemctl halt` asks
+    for), then start the container again: /run is empty, enabled units start."""
+    name = host.backend.get_hostname()
+    subprocess.run(["docker", "kill", "--signal", "SIGRTMIN+3", name], check=True, capture_output=True)
+    subprocess.run(["docker", "wait", name], check=True, capture_output=True)
+    subprocess.run(["docker", "start", name], check=True, capture_output=True)
+    deadline = time.monotonic() + 120
+    while host.run("systemctl is-system-running --wait").stdout.strip() not in ("running", "degraded"):
+        assert time.monotonic() < deadline, "the host did not come back"
+        time.sleep(1)
 
 
 def converge(hostname, extra_vars, diff=False, options=()):

@@ -1,0 +1,145 @@
+"""Runs killed anywhere: kill -9 of ansible-playbook (with its workers and
+their connections) at points picked from the task list, over a release and a
+rollback of an API beside the shop and the blog on Debian 12, under steady
+load through nginx. After each kill: nginx serves the old or the new release;
+after a reboot, the same one; the next plain run finishes without a hand on
+the host (taking over the killed run's locks), serves the new release, and
+the run after it changes nothing. Not one request fails."""
+
+import concurrent.futures
+
+import pytest
+
+from conftest import (Load, converge, example_source, http_get, killed_run, only_on, reboot,
+                      wait_until_no_run_works_on)
+
+API = "api.test"
+# (entry point, the task at whose start the run is killed): after each step
+# of the build, the start, the health gate, the records, nginx's write and
+# reload, the retirement of the old pair, and of a rollback.
+KILL_POINTS = [
+    ("main", "Check that the app imports with its environment, as the app user"),
+    ("main", "Seal and record the release (root-owned, read-only to the app; static files readable by nginx)"),
+    ("main", "Start the new pair's gunicorn on a renewed socket and check that it answers its health path"),
+    ("main", "Record the new release as the one that serves, and start its unit pair at boot"),
+    ("main", "Take the host's nginx lock and read nginx's files and state as they are now"),
+    ("main", "Write the site, validate the new nginx configuration and reload nginx with it"),
+    ("main", "Release the host's nginx lock"),
+    ("main", "Retire the unit pair that no longer serves, start the serving one at boot, and prune old releases"),
+    ("main", "Request the health path through nginx until it answers"),
+    ("rollback", "Start the new pair's gunicorn on a renewed socket and check that it answers its health path"),
+    ("rollback", "Record the new release as the one that serves, and start its unit pair at boot"),
+    ("rollback", "Write the site, validate the new nginx configuration and reload nginx with it"),
+    ("rollback", "Retire the unit pair that no longer serves, start the serving one at boot, and prune old releases"),
+]
+
+
+def served(address):
+    """The release nginx serves the API from, or None if it does not answer."""
+    try:
+        reply = http_get(f"http://{address}/", headers={"Host": API}, timeout=5)
+    except OSError:
+        return None
+    return reply.json()["release"] if reply.status == 200 else None
+
+
+def failed(counts):
+    """Requests of a Load run that were not answered 200."""
+    return counts["requests"] - counts["statuses"].get("200", 0)
+
+
+def api(source):
+    """A deploy of the API from source."""
+    return {"deploy": ["api"], "api_src": str(source)}
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory):
+    """The sample app's source whose index names a release, one copy per release."""
+    workdir, made = tmp_path_factory.mktemp("api"), {}
+
+    def source(release):
+        if release not in made:
+            made[release] = example_source(workdir, "asgi-app", "main.py", release)
+        return made[release]
+    return source
+
+
+def test_a_run_killed_anywhere_leaves_the_host_serving_and_the_next_run_heals_it(host, address, sources):
+    only_on(host, "gun-debian12")
+    hostname = host.backend.get_hostname()
+    rc, output = converge(hostname, api(sources("k0")))
+    assert rc == 0, output
+    serving = "k0"
+    rows, problems = [], []
+    for number, (entry, task) in enumerate(KILL_POINTS, start=1):
+        if entry == "main":
+            old, new = serving, f"k{number}"
+            run = api(sources(new))
+        else:
+            # Something to roll back from: a release deployed on top of the serving one.
+            rc, output = converge(hostname, api(sources(f"k{number}")))
+            assert rc == 0, output
+            old, new = f"k{number}", serving
+            run = {"deploy": ["api"], "api_entry": "rollback"}
+        load = Load(host, "http://127.0.0.1/", host_header=API, pause=0.005)
+        killed_run(hostname, run, task)
+        wait_until_no_run_works_on(host)
+        after_kill = served(address)
+        during = load.stop()
+        reboot(host)
+        after_reboot = served(address)
+        # The next plain run: the same deploy, or after a rollback the deploy
+        # of the release rolled back to.
+        load = Load(host, "http://127.0.0.1/", host_header=API, pause=0.005)
+        rc, output = converge(hostname, api(sources(new)))
+        after_run = served(address)
+        rc_again, output_again = converge(hostname, api(sources(new)))
+        after = load.stop()
+        serving = new
+        rows.append((number, entry, task, old, new, after_kill, after_reboot, after_run, failed(during) + failed(after),
+                     during["requests"] + after["requests"]))
+        if after_kill not in (old, new) or after_reboot != after_kill or after_run != new:
+            problems.append(f"{number}: served {after_kill} after the kill, {after_reboot} after the reboot, "
+                            f"{after_run} after the next run (old {old}, new {new})")
+        if rc != 0 or rc_again != 0 or " changed=0 " not in output_again:
+            problems.append(f"{number}: the next run or the one after it did not converge:\n"
+                            f"{(output if rc else output_again)[-3000:]}")
+        if failed(during) or failed(after) or during["errors"] or after["errors"]:
+            problems.append(f"{number}: requests failed: {during} {after}")
+    print("\nkill point | entry | killed at the start of | old -> new | served after the kill | after a reboot "
+          "| after the next run | failed requests / requests")
+    for number, entry, task, old, new, after_kill, after_reboot, after_run, failures, requests in rows:
+        print(f"{number} | {entry} | {task} | {old} -> {new} | {after_kill} | {after_reboot} | {after_run} "
+              f"| {failures} / {requests}")
+    assert not problems, "\n".join(problems)
+
+
+def test_two_apps_deployed_at_once_both_take_effect(host, address, http, sources):
+    """The API's new release and a server snippet of the shop, deployed at
+    the same moment: the host's nginx lock lets one run write, test and reload
+    nginx's files at a time, and both changes take effect."""
+    only_on(host, "gun-debian12")
+    hostname = host.backend.get_hostname()
+    snippet = {"name": "at-once", "content": 'add_header X-At-Once "yes" always;'}
+    shop = {"deploy": ["shop"], "nginx_server_snippets": [snippet]}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(converge, hostname, api(sources("together"))),
+                pool.submit(converge, hostname, shop)]
+        for future in runs:
+            rc, output = future.result()
+            assert rc == 0, output
+    assert served(address) == "together"
+    assert http(f"http://{address}/", headers={"Host": "shop.test"}).headers["X-At-Once"] == "yes"
+    rc, output = converge(hostname, {"deploy": ["shop"]})
+    assert rc == 0, output
+    assert "X-At-Once" not in http(f"http://{address}/", headers={"Host": "shop.test"}).headers
+
+
+def test_the_api_is_removed_and_leaves_the_host_as_it_was(host, address, http):
+    only_on(host, "gun-debian12")
+    rc, output = converge(host.backend.get_hostname(), {"deploy": ["api"], "api_state": "absent"})
+    assert rc == 0, output
+    assert served(address) is None
+    assert host.run("ls /etc/nginx/sites-enabled").stdout.split() == ["blog.conf", "shop.conf"]
+    assert host.run("nginx -t").rc == 0
