@@ -57,8 +57,10 @@ slot: {description: The unit pair that serves (blue, green or empty), type: str}
 release: {description: The release behind current (empty if none), type: str}
 serving: {description: Whether current leads to a release directory, type: bool}
 active: {description: Whether the serving pair's gunicorn runs, type: bool}
-releases: {description: Releases on the host that were completely built (their release.json exists), type: list}
-venvs: {description: Virtualenvs on the host that were completely built (marked .complete), type: list}
+releases: {description: "Releases on the host that were completely built: sealed, with a release.json,
+  root's", type: list}
+venvs: {description: "Virtualenvs on the host that were completely built: sealed, marked .complete by
+  root", type: list}
 exists: {description: Path to whether it exists, for I(paths), type: dict}
 sha1: {description: Path to its SHA-1 (null if it is not a regular file), for I(checksums), type: dict}
 link: {description: Path to its target (null if it is not a symbolic link), for I(links), type: dict}
@@ -260,13 +262,24 @@ def root_state(app_root, app_name):
 
 
 def complete(directory, mark):
-    """Names in directory whose build finished: they hold the file mark."""
+    """Names in directory whose build finished: sealed, they and the file
+    mark in them belong to root (the user this runs as), the mark a regular
+    file. A build stopped before its seal, or a mark the app's release
+    commands wrote (they run as the app in the release), never counts."""
     try:
         names = os.listdir(directory)
     except OSError:
         return []
-    return sorted(name for name in names
-                  if not name.startswith(".") and os.path.isfile(os.path.join(directory, name, mark)))
+    return sorted(name for name in names if not name.startswith(".") and sealed(os.path.join(directory, name), mark))
+
+
+def sealed(path, mark):
+    try:
+        found, marked = os.lstat(path), os.lstat(os.path.join(path, mark))
+    except OSError:
+        return False
+    return (stat.S_ISDIR(found.st_mode) and stat.S_ISREG(marked.st_mode)
+            and found.st_uid == marked.st_uid == os.geteuid())
 
 
 def serving_state(app_name, app_root):

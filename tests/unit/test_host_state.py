@@ -194,6 +194,17 @@ def test_only_finished_builds_count(tmp_path):
     (tmp_path / "file").write_text("")
     assert state.complete(str(tmp_path), "release.json") == ["aaa"]
     assert state.complete(str(tmp_path / "missing"), "release.json") == []
+    # A record that is a link, or one the app wrote (its release commands run in the release), is no seal.
+    (tmp_path / "ddd").mkdir()
+    (tmp_path / "ddd/release.json").symlink_to(tmp_path / "aaa/release.json")
+    assert state.complete(str(tmp_path), "release.json") == ["aaa"]
+    if os.geteuid() == 0:
+        for path in (tmp_path / "eee", tmp_path / "fff"):
+            path.mkdir()
+            (path / "release.json").write_text("{}")
+        os.chown(tmp_path / "eee/release.json", 65534, 65534)
+        os.chown(tmp_path / "fff", 65534, 65534)
+        assert state.complete(str(tmp_path), "release.json") == ["aaa"]
 
 
 def test_checksums_only_of_regular_files_and_never_blocking_on_a_fifo(tmp_path):
