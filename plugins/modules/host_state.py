@@ -46,6 +46,13 @@ options:
   nginx_stamp: {type: path, description: "The file touched at each reload of nginx by the role: I(nginx_stale) says
     whether nginx's files changed since."}
   dangling_dirs: {type: list, elements: path, default: [], description: Where to look for links that lead nowhere.}
+  host_settings:
+    type: dict
+    description:
+      - "The app's host-wide nginx settings: {dir, app, values, record, override}. Each app's values are recorded in
+        I(dir)/APP.json; I(host_settings_conflicts) lists the other apps' values that differ from I(values)."
+      - With I(record) (and outside check mode), this app's values are recorded when no other app's differ, or
+        with I(override), which records them for every app of the host.
 """
 
 RETURN = r"""
@@ -84,6 +91,8 @@ lock_taken_over: {description: "The run whose lock this call took over, and why 
 nginx_stale: {description: "Whether nginx runs with a configuration older than its files (a run was stopped between
   writing them and reloading)", type: bool}
 dangling: {description: Links in I(dangling_dirs) that lead nowhere, type: list}
+host_settings_conflicts: {description: "Other apps' host-wide nginx settings that differ from this app's:
+  [{app, name, theirs, ours}]", type: list}
 """
 
 import contextlib
@@ -101,6 +110,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.atomic import replace
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SLOTS = ("blue", "green")
@@ -487,6 +497,36 @@ def dangling_links(directories):
     return found
 
 
+def host_settings(spec, check_mode=False):
+    """Other apps' recorded host-wide nginx settings that differ from this
+    app's; records this app's (see the option host_settings)."""
+    directory, app, values = spec["dir"], spec["app"], spec["values"]
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        names = []
+    others, conflicts = {}, []
+    for name in names:
+        other = name[:-len(".json")]
+        if not name.endswith(".json") or other == app:
+            continue
+        try:
+            record = json.loads(read_text(os.path.join(directory, name)))
+        except ValueError:
+            continue
+        if not isinstance(record, dict):
+            continue
+        others[other] = record
+        conflicts.extend({"app": other, "name": key, "theirs": record[key], "ours": value}
+                         for key, value in sorted(values.items()) if key in record and record[key] != value)
+    if spec.get("record") and not check_mode and (spec.get("override") or not conflicts):
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        for owner, record in [(app, {})] + (list(others.items()) if spec.get("override") else []):
+            data = json.dumps(dict(record, **values), sort_keys=True).encode() + b"\n"
+            replace(os.path.join(directory, owner + ".json"), data, 0, 0, 0o600, backup=False)
+    return conflicts
+
+
 def read_state(params):
     python, python_version = python_versions()
     app_root = params["app_root"] or ""
@@ -507,6 +547,8 @@ def read_state(params):
         "ipv6": os.path.exists("/proc/net/if_inet6"),
         "nginx_stale": nginx_stale(params["nginx_stamp"]) if params["nginx_stamp"] else None,
         "dangling": dangling_links(params["dangling_dirs"]),
+        "host_settings_conflicts": (host_settings(params["host_settings"], params.get("_check_mode"))
+                                    if params["host_settings"] else []),
     }
     state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
     if params["app_name"] and app_root:
@@ -538,11 +580,12 @@ def main():
             "renew": {"type": "list", "elements": "path", "default": []},
             "nginx_stamp": {"type": "path"},
             "dangling_dirs": {"type": "list", "elements": "path", "default": []},
+            "host_settings": {"type": "dict"},
         },
         required_together=[("app_name", "app_root")],
         supports_check_mode=True,
     )
-    params = module.params
+    params = dict(module.params, _check_mode=module.check_mode)
     lock_dir = params["lock_dir"] if not module.check_mode else None
     waited = taken_over = None
     if lock_dir:

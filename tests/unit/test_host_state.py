@@ -401,3 +401,30 @@ def test_check_mode_takes_no_lock(tmp_path):
     result, status = call(tmp_path, check_mode=True, lock_dir=str(lock))
     assert status == 0, result
     assert result["lock_taken"] is None and not lock.exists()
+
+
+def test_host_wide_nginx_settings_are_recorded_per_app_and_a_disagreement_is_named(tmp_path):
+    records = tmp_path / "settings"
+
+    def settings(app, connections, **flags):
+        spec = {"dir": str(records), "app": app, "values": {"nginx_worker_connections": connections,
+                                                             "nginx_ipv6": True}, "record": True, **flags}
+        return state.host_settings(spec, flags.pop("check_mode", False))
+
+    assert settings("shop", 1024) == []
+    assert json.loads((records / "shop.json").read_text()) == {"nginx_ipv6": True, "nginx_worker_connections": 1024}
+    assert stat.S_IMODE(records.stat().st_mode) == 0o700
+    assert settings("blog", 1024) == []
+    # The blog wants another value: refused, naming the shop; nothing recorded.
+    assert settings("blog", 4096) == [{"app": "shop", "name": "nginx_worker_connections", "theirs": 1024,
+                                       "ours": 4096}]
+    assert json.loads((records / "blog.json").read_text())["nginx_worker_connections"] == 1024
+    # Made the host's values: recorded for every app, whose next deploy must agree.
+    assert settings("blog", 4096, override=True) == [{"app": "shop", "name": "nginx_worker_connections",
+                                                      "theirs": 1024, "ours": 4096}]
+    assert {json.loads(path.read_text())["nginx_worker_connections"] for path in records.iterdir()} == {4096}
+    assert settings("shop", 1024)[0]["app"] == "blog"
+    assert settings("shop", 4096) == []
+    # Check mode records nothing.
+    assert settings("wiki", 64, check_mode=True)[0]["theirs"] == 4096
+    assert not (records / "wiki.json").exists()

@@ -136,6 +136,33 @@ def test_two_apps_deployed_at_once_both_take_effect(host, address, http, sources
     assert "X-At-Once" not in http(f"http://{address}/", headers={"Host": "shop.test"}).headers
 
 
+def test_host_wide_nginx_settings_other_apps_disagree_with_are_refused_naming_them(host, address):
+    """nginx.conf serves every app of the host: an app that wants another
+    worker_connections than the shop and the blog were deployed with is
+    refused before anything changes, naming both; made the host's value, it
+    is recorded for every app, whose next run must agree."""
+    only_on(host, "gun-debian12")
+    hostname = host.backend.get_hostname()
+    conf = host.file("/etc/nginx/nginx.conf").content_string
+    rc, output = converge(hostname, {**api(sources("wide")), "nginx_worker_connections": 2048})
+    assert rc != 0
+    for app in ("blog", "shop"):
+        assert (f"nginx_worker_connections: 2048 for api, but the app {app} on this host was deployed with 1024"
+                in output), output[-3000:]
+    assert "Nothing was changed" in output
+    assert served(address) == "together" and host.file("/etc/nginx/nginx.conf").content_string == conf
+    # Made the host's value, then the shop disagrees until it is the host's again.
+    rc, output = converge(hostname, {**api(sources("together")), "nginx_worker_connections": 2048,
+                                     "nginx_host_settings_override": True})
+    assert rc == 0, output
+    assert "worker_connections 2048;" in host.file("/etc/nginx/nginx.conf").content_string
+    rc, output = converge(hostname, {"deploy": ["shop"]})
+    assert rc != 0 and "nginx_worker_connections: 1024 for shop, but the app api" in output, output[-3000:]
+    rc, output = converge(hostname, {"deploy": ["shop"], "nginx_host_settings_override": True})
+    assert rc == 0, output
+    assert host.file("/etc/nginx/nginx.conf").content_string == conf
+
+
 def test_the_api_is_removed_and_leaves_the_host_as_it_was(host, address, http):
     only_on(host, "gun-debian12")
     rc, output = converge(host.backend.get_hostname(), {"deploy": ["api"], "api_state": "absent"})
