@@ -17,7 +17,7 @@ description:
   - Internal to the role gunicorn_uvicorn_nginx (tasks/nginx.yml), run under the host's nginx lock.
   - Writes I(site) (atomically, root-owned, 0644) and links it from I(link) when they differ, runs C(nginx -t),
     and if it passes reloads nginx (starts it when it is stopped), waits until each worker that served before the
-    reload has exited or is shutting down, touches I(stamp) and removes I(remove).
+    reload has exited or is shutting down, removes I(remove) and touches I(stamp).
   - If C(nginx -t) fails (or the reload does), the site and the link are as they were before the call, and it
     fails with nginx's error in I(stderr).
   - In check mode it only reports (with the site's diff in diff mode); the role runs it when something changed.
@@ -164,13 +164,15 @@ def main():
         change.take_back()
         module.fail_json(msg="nginx -t passed, but nginx could not be %s: %s" % (done, err), stderr=err,
                          site_changed=False, link_changed=False)
-    with open(params["stamp"], "a", encoding="utf-8"):
-        os.utime(params["stamp"])
     for path in params["remove"] + ([change.backup] if change.backup else []):
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
+    # Last: a removal above changes its directory, which must not look newer
+    # than the reload to the next run (host_state: nginx_stale).
+    with open(params["stamp"], "a", encoding="utf-8"):
+        os.utime(params["stamp"])
     module.exit_json(changed=True, done=done, site_changed=change.site_changed, link_changed=change.link_changed,
                      stderr=err, **({"diff": diff} if diff else {}))
 

@@ -52,6 +52,9 @@ def test_a_new_site_is_written_linked_tested_and_loaded(host):
     assert (tmp_path / "log").read_text().splitlines() == [
         "nginx -t", "systemctl --quiet is-active nginx", "systemctl reload nginx"]
     assert (tmp_path / "stamp").exists() and not backup.exists()
+    # Stamped last: the removals do not make a directory look newer than the reload.
+    assert (tmp_path / "stamp").stat().st_mtime_ns >= max(
+        path.stat().st_mtime_ns for path in (tmp_path, tmp_path / "sites-available", tmp_path / "sites-enabled"))
     assert sorted(path.name for path in (tmp_path / "sites-available").iterdir()) == ["app.conf"]
 
 
