@@ -42,7 +42,8 @@ def call(tmp_path, env, nginx_t=0, check_mode=False, **args):
 
 def test_a_new_site_is_written_linked_tested_and_loaded(host):
     tmp_path, env = host
-    backup = tmp_path / "nginx.conf.1.x~"
+    (tmp_path / "conf.d").mkdir()
+    backup = tmp_path / "conf.d/snippet.conf.1.x~"
     backup.write_text("old")
     result, status = call(tmp_path, env, content="server {}\n", remove=[str(backup)])
     assert status == 0, result
@@ -54,7 +55,7 @@ def test_a_new_site_is_written_linked_tested_and_loaded(host):
     assert (tmp_path / "stamp").exists() and not backup.exists()
     # Stamped last: the removals do not make a directory look newer than the reload.
     assert (tmp_path / "stamp").stat().st_mtime_ns >= max(
-        path.stat().st_mtime_ns for path in (tmp_path, tmp_path / "sites-available", tmp_path / "sites-enabled"))
+        path.stat().st_mtime_ns for path in (tmp_path / "conf.d", tmp_path / "sites-available", tmp_path / "sites-enabled"))
     assert sorted(path.name for path in (tmp_path / "sites-available").iterdir()) == ["app.conf"]
 
 
