@@ -46,6 +46,8 @@ options:
   nginx_stamp: {type: path, description: "The file touched at each reload of nginx by the role: I(nginx_stale) says
     whether nginx's files changed since."}
   dangling_dirs: {type: list, elements: path, default: [], description: Where to look for links that lead nowhere.}
+  written_for: {type: list, elements: path, default: [], description: "Files whose first line may name the app the
+    role wrote them for (a snippet's marker)."}
   host_settings:
     type: dict
     description:
@@ -91,6 +93,8 @@ lock_taken_over: {description: "The run whose lock this call took over, and why 
 nginx_stale: {description: "Whether nginx runs with a configuration older than its files (a run was stopped between
   writing them and reloading)", type: bool}
 dangling: {description: Links in I(dangling_dirs) that lead nowhere, type: list}
+written_for: {description: "Path to the app its marker names (null: none, or not a regular file), for
+  I(written_for)", type: dict}
 host_settings_conflicts: {description: "Other apps' host-wide nginx settings that differ from this app's:
   [{app, name, theirs, ours}]", type: list}
 """
@@ -485,6 +489,21 @@ def process_started(pid):
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
+WRITTEN_FOR = re.compile(r'^# Written by the gunicorn_uvicorn_nginx role for app "([^"]*)"')
+
+
+def written_for(path):
+    """The app a snippet's marker line names, None if it has none."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            match = WRITTEN_FOR.match(handle.readline())
+    except OSError:
+        return None
+    return match.group(1) if match else None
+
+
 def dangling_links(directories):
     found = []
     for directory in directories:
@@ -547,6 +566,7 @@ def read_state(params):
         "ipv6": os.path.exists("/proc/net/if_inet6"),
         "nginx_stale": nginx_stale(params["nginx_stamp"]) if params["nginx_stamp"] else None,
         "dangling": dangling_links(params["dangling_dirs"]),
+        "written_for": {path: written_for(path) for path in params["written_for"]},
         "host_settings_conflicts": (host_settings(params["host_settings"], params.get("_check_mode"))
                                     if params["host_settings"] else []),
     }
@@ -580,6 +600,7 @@ def main():
             "renew": {"type": "list", "elements": "path", "default": []},
             "nginx_stamp": {"type": "path"},
             "dangling_dirs": {"type": "list", "elements": "path", "default": []},
+            "written_for": {"type": "list", "elements": "path", "default": []},
             "host_settings": {"type": "dict"},
         },
         required_together=[("app_name", "app_root")],

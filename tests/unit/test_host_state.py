@@ -428,3 +428,12 @@ def test_host_wide_nginx_settings_are_recorded_per_app_and_a_disagreement_is_nam
     # Check mode records nothing.
     assert settings("wiki", 64, check_mode=True)[0]["theirs"] == 4096
     assert not (records / "wiki.json").exists()
+
+
+def test_the_app_a_snippet_was_written_for_is_read_from_its_marker(tmp_path):
+    (tmp_path / "shop.conf").write_text('# Written by the gunicorn_uvicorn_nginx role for app "shop": nginx_snippets '
+                                        'item "gzip".\ngzip on;\n')
+    (tmp_path / "hand.conf").write_text("# mine\n")
+    (tmp_path / "link.conf").symlink_to(tmp_path / "shop.conf")
+    assert [state.written_for(str(tmp_path / name)) for name in ("shop.conf", "hand.conf", "link.conf", "none")] == [
+        "shop", None, None, None]

@@ -587,7 +587,7 @@ def test_removed_and_unlisted_snippets_go_and_others_files_stay(host, role_vars,
             {"name": "by-hand", "content": "# mine now"}, {"name": "new-one", "content": "# mine"}]})
         assert rc != 0
         assert "name files that exist and were not written for app" in output, output[-3000:]
-        assert "(but by another app, by the role for every app, or by hand): /etc/nginx/conf.d/by-hand.conf." in output
+        assert "/etc/nginx/conf.d/by-hand.conf (by the role for every app, or by hand)." in output
         assert nginx_files(host) == before
     finally:
         host.check_output("rm -f /etc/nginx/conf.d/by-hand.conf")

@@ -165,6 +165,14 @@ def test_two_apps_deployed_at_once_both_take_effect(host, address, http, sources
     rc, output = converge(hostname, {"deploy": ["shop"]})
     assert rc == 0, output
     assert "X-At-Once" not in http(f"http://{address}/", headers={"Host": "shop.test"}).headers
+    # An http snippet's name is the host's (conf.d): the API's is refused for the shop, naming the API.
+    rc, output = converge(hostname, {**api(sources("together")), "nginx_snippets": [
+        {"name": "api-gzip", "content": "gzip_min_length 512;"}]})
+    assert rc == 0, output
+    rc, output = converge(hostname, {"deploy": ["shop"], "nginx_snippets": [{"name": "api-gzip", "content": "#"}]})
+    assert rc != 0
+    assert "/etc/nginx/conf.d/api-gzip.conf (written for the app api)." in " ".join(output.split()), output[-3000:]
+    assert host.file("/etc/nginx/conf.d/api-gzip.conf").contains("gzip_min_length 512;")
 
 
 def test_host_wide_nginx_settings_other_apps_disagree_with_are_refused_naming_them(host, address):
