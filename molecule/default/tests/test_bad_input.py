@@ -21,6 +21,8 @@ CASES = [
     ("gunicorn_workers", "many"),
     ("gunicorn_workers", 0),
     ("gunicorn_timeout", -1),
+    # A line of its own in the unit file.
+    ("gunicorn_memory_max", "1G\nExecStartPre=/bin/true"),
     ("gunicorn_bind_port", 70000),
     ("nginx_listen_port", "eighty"),
     ("gunicorn_worker_class", "gevent"),

@@ -335,6 +335,8 @@ def test_what_the_app_writes_cannot_be_run_and_its_limits_are_set(host, role_var
     expected = min(65536, ceiling)
     assert re.search(rf"^Max open files\s+{expected}\s+{expected}\s", limits, re.M), limits
     assert host.check_output(f"systemctl show --property TasksMax --value {live['unit']}") == "4096"
+    # gunicorn_memory_max: 1G (molecule.yml).
+    assert host.check_output(f"systemctl show --property MemoryMax --value {live['unit']}") == str(1 << 30)
 
 
 def write_probe(paths):
@@ -410,6 +412,15 @@ except OSError as error:
     print("REFUSED setuid", error.strerror)
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines())
 print("NoNewPrivs", status["NoNewPrivs"].strip(), "CapEff", status["CapEff"].strip(), "CapBnd", status["CapBnd"].strip())
+import socket
+for port in (8099, 0):
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", port))
+        print("BOUND", port)
+    except OSError as error:
+        print("REFUSED bind", port, error.strerror)
+    probe.close()
 raise SystemExit("hostile release command ran as " + str(os.getuid()))
 """
 
@@ -437,6 +448,8 @@ def test_a_release_command_runs_in_the_units_box(host, role_vars, live, workdir)
         assert f"WROTE {wrote}" in output, output[-3000:]
     assert "NoNewPrivs 1 CapEff 0000000000000000 CapBnd 0000000000000000" in output, output[-3000:]
     assert "BECAME ROOT" not in output and "LISTED" not in output
+    # It binds no IP port (SocketBindDeny=any, as the unit: systemd hands gunicorn its socket).
+    assert "REFUSED bind 8099" in output and "REFUSED bind 0" in output and "BOUND" not in output, output[-3000:]
     planted = host.run("ls -d /run/lock/from-release /var/tmp/from-release /srv/*/from-release /etc/from-release")
     assert planted.stdout == "", planted.stdout
     host.run(f"rm -f /var/lib/gunicorn-{app}/from-release")
