@@ -48,6 +48,10 @@ options:
   dangling_dirs: {type: list, elements: path, default: [], description: Where to look for links that lead nowhere.}
   written_for: {type: list, elements: path, default: [], description: "Files whose first line may name the app the
     role wrote them for (a snippet's marker)."}
+  release_key: {type: path, description: "The app's root-only key (made when missing, outside check mode): I(env_mac)
+    is the HMAC-SHA256 of I(env_digest) with it."}
+  env_digest: {type: str, description: "The SHA-256 of the app's environment (gunicorn_env), which the release id must
+    not disclose."}
   host_settings:
     type: dict
     description:
@@ -93,6 +97,9 @@ lock_taken_over: {description: "The run whose lock this call took over, and why 
 nginx_stale: {description: "Whether nginx runs with a configuration older than its files (a run was stopped between
   writing them and reloading)", type: bool}
 dangling: {description: Links in I(dangling_dirs) that lead nowhere, type: list}
+env_mac: {description: "HMAC-SHA256 of I(env_digest) with the key of I(release_key): what the release id holds of the
+  environment, which nobody without the key can test a guessed secret against (null in check mode without a key)",
+  type: str}
 written_for: {description: "Path to the app its marker names (null: none, or not a regular file), for
   I(written_for)", type: dict}
 host_settings_conflicts: {description: "Other apps' host-wide nginx settings that differ from this app's:
@@ -104,6 +111,7 @@ import errno
 import fcntl
 import grp
 import hashlib
+import hmac
 import json
 import os
 import pwd
@@ -504,6 +512,21 @@ def written_for(path):
     return match.group(1) if match else None
 
 
+def env_mac(key_path, digest, check_mode=False):
+    """HMAC-SHA256 of digest with the app's key, made (32 random bytes, root's
+    alone) when there is none."""
+    try:
+        with open(key_path, "rb") as handle:
+            key = handle.read()
+    except FileNotFoundError:
+        if check_mode:
+            return None
+        os.makedirs(os.path.dirname(key_path), mode=0o700, exist_ok=True)
+        key = os.urandom(32)
+        replace(key_path, key, 0, 0, 0o600, backup=False)
+    return hmac.new(key, digest.encode(), hashlib.sha256).hexdigest()
+
+
 def dangling_links(directories):
     found = []
     for directory in directories:
@@ -567,6 +590,8 @@ def read_state(params):
         "nginx_stale": nginx_stale(params["nginx_stamp"]) if params["nginx_stamp"] else None,
         "dangling": dangling_links(params["dangling_dirs"]),
         "written_for": {path: written_for(path) for path in params["written_for"]},
+        "env_mac": (env_mac(params["release_key"], params["env_digest"], params.get("_check_mode"))
+                    if params["release_key"] and params["env_digest"] is not None else None),
         "host_settings_conflicts": (host_settings(params["host_settings"], params.get("_check_mode"))
                                     if params["host_settings"] else []),
     }
@@ -601,6 +626,8 @@ def main():
             "nginx_stamp": {"type": "path"},
             "dangling_dirs": {"type": "list", "elements": "path", "default": []},
             "written_for": {"type": "list", "elements": "path", "default": []},
+            "release_key": {"type": "path", "no_log": False},
+            "env_digest": {"type": "str", "no_log": True},
             "host_settings": {"type": "dict"},
         },
         required_together=[("app_name", "app_root")],

@@ -437,3 +437,17 @@ def test_the_app_a_snippet_was_written_for_is_read_from_its_marker(tmp_path):
     (tmp_path / "link.conf").symlink_to(tmp_path / "shop.conf")
     assert [state.written_for(str(tmp_path / name)) for name in ("shop.conf", "hand.conf", "link.conf", "none")] == [
         "shop", None, None, None]
+
+
+def test_the_release_id_holds_the_environment_only_through_the_hosts_key(tmp_path):
+    key = tmp_path / "keys/app.key"
+    digest = hashlib.sha256(b'{"DB_PASSWORD": "hunter2"}').hexdigest()
+    # Check mode makes no key.
+    assert state.env_mac(str(key), digest, check_mode=True) is None and not key.exists()
+    mac = state.env_mac(str(key), digest)
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert len(key.read_bytes()) == 32
+    assert state.env_mac(str(key), digest) == mac != digest
+    assert state.env_mac(str(key), hashlib.sha256(b"{}").hexdigest()) != mac
+    # Another host (another key): another value.
+    assert state.env_mac(str(tmp_path / "other.key"), digest) != mac

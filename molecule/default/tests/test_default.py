@@ -482,6 +482,11 @@ def test_secrets_reach_the_app_only_through_a_root_only_file(host, role_vars, ad
     assert secret not in unit
     seen = http(f"http://{address}:{role_vars['nginx_listen_port']}/env-sha256/APP_SECRET").json()["sha256"]
     assert seen == hashlib.sha256(secret.encode()).hexdigest()
+    # The release id, which every user may read, holds the environment only
+    # through a keyed hash whose key is root's alone.
+    key = host.file(f"/var/lib/gunicorn-uvicorn-nginx/keys/{role_vars['gunicorn_app_name']}.key")
+    assert (key.user, key.mode, key.size) == ("root", 0o600, 32)
+    assert host.file("/var/lib/gunicorn-uvicorn-nginx/keys").mode == 0o700
 
 
 def test_static_files_are_served_by_nginx_with_cache_headers(host, role_vars, address, http):
