@@ -6,11 +6,13 @@ after a reboot, the same one; the next plain run finishes without a hand on
 the host (taking over the killed run's locks), serves the new release, and
 the run after it changes nothing. Not one request fails."""
 
+import asyncio
 import concurrent.futures
 import re
 import time
 
 import pytest
+import websockets
 
 from conftest import (Load, converge, example_source, http_get, killed_run, only_on, reboot,
                       wait_until_no_run_works_on)
@@ -200,6 +202,26 @@ def test_host_wide_nginx_settings_other_apps_disagree_with_are_refused_naming_th
     rc, output = converge(hostname, {"deploy": ["shop"], "nginx_host_settings_override": True})
     assert rc == 0, output
     assert host.file("/etc/nginx/nginx.conf").content_string == conf
+
+
+def test_a_websocket_outside_nginx_websocket_locations_gets_the_timeouts_of_any_request(host, address, sources):
+    """The shop's /ws is in its nginx_websocket_locations and outlives its
+    15 s (test_production.py); the API's is not: with the same 5 s worker
+    timeout, nginx closes a WebSocket silent for 20 s."""
+    only_on(host, "gun-debian12")
+    rc, output = converge(host.backend.get_hostname(), {**api(sources("together")), "gunicorn_timeout": 5})
+    assert rc == 0, output
+
+    async def exchange():
+        async with websockets.connect(f"ws://{API}/ws", host=address, port=80, open_timeout=10) as socket:
+            await socket.send("before")
+            assert await asyncio.wait_for(socket.recv(), 10) == "echo: before"
+            await asyncio.sleep(20)
+            await socket.send("after")
+            return await asyncio.wait_for(socket.recv(), 10)
+
+    with pytest.raises(websockets.ConnectionClosed):
+        asyncio.run(exchange())
 
 
 def test_the_api_is_removed_and_leaves_the_host_as_it_was(host, address, http):
