@@ -421,6 +421,11 @@ for port in (8099, 0):
     except OSError as error:
         print("REFUSED bind", port, error.strerror)
     probe.close()
+# Its own transient unit, as systemd rates its sandbox (read over D-Bus, as any user may).
+import subprocess
+unit = open("/proc/self/cgroup").read().strip().rsplit("/", 1)[-1]
+rating = subprocess.run(["systemd-analyze", "security", "--no-pager", unit], capture_output=True, text=True)
+print("SECURITY", (rating.stdout.strip().splitlines() or [rating.stderr.strip()])[-1])
 raise SystemExit("hostile release command ran as " + str(os.getuid()))
 """
 
@@ -450,6 +455,10 @@ def test_a_release_command_runs_in_the_units_box(host, role_vars, live, workdir)
     assert "BECAME ROOT" not in output and "LISTED" not in output
     # It binds no IP port (SocketBindDeny=any, as the unit: systemd hands gunicorn its socket).
     assert "REFUSED bind 8099" in output and "REFUSED bind 0" in output and "BOUND" not in output, output[-3000:]
+    rating = re.search(r"SECURITY .*Overall exposure level for (\S+): ([0-9.]+)", output)
+    assert rating, output[-3000:]
+    print(f"systemd-analyze security exposure of the release command's transient unit {rating[1]}: {rating[2]}")
+    assert float(rating[2]) <= 5.0
     planted = host.run("ls -d /run/lock/from-release /var/tmp/from-release /srv/*/from-release /etc/from-release")
     assert planted.stdout == "", planted.stdout
     host.run(f"rm -f /var/lib/gunicorn-{app}/from-release")
