@@ -177,7 +177,7 @@ def test_two_apps_deployed_at_once_both_take_effect(host, address, http, sources
     assert host.file("/etc/nginx/conf.d/api-gzip.conf").contains("gzip_min_length 512;")
 
 
-def test_host_wide_nginx_settings_other_apps_disagree_with_are_refused_naming_them(host, address):
+def test_host_wide_nginx_settings_other_apps_disagree_with_are_refused_naming_them(host, address, sources):
     """nginx.conf serves every app of the host: an app that wants another
     worker_connections than the shop and the blog were deployed with is
     refused before anything changes, naming both; made the host's value, it
