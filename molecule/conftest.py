@@ -27,6 +27,7 @@ import yaml
 
 SHARED = pathlib.Path(__file__).parent / "shared"
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+PLAYBOOKS = pathlib.Path(__file__).parent.parent / "playbooks"
 ROLE_DEFAULTS = pathlib.Path(__file__).parent.parent / "roles/gunicorn_uvicorn_nginx/defaults/main"
 
 
@@ -169,13 +170,13 @@ def installed(host, venv):
     return set(host.check_output(f"{venv}/bin/python -c \"{script}\"").lower().split())
 
 
-def playbook_command(hostname, extra_vars, diff=False, options=(), env=None):
-    """(argv, environment) of the scenario's converge playbook run again on
-    the hosts `hostname` names, as a user would with `ansible-playbook -e`
-    (and `options`, and `env` on top of the environment)."""
+def playbook_command(hostname, extra_vars, diff=False, options=(), env=None, playbook=None):
+    """(argv, environment) of the scenario's converge playbook (or another
+    `playbook`) run again on the hosts `hostname` names, as a user would with
+    `ansible-playbook -e` (and `options`, and `env` on top of the environment)."""
     ephemeral = pathlib.Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"])
     own = pathlib.Path(os.environ.get("MOLECULE_SCENARIO_DIRECTORY", "/nonexistent")) / "converge.yml"
-    playbook = own if own.is_file() else SHARED / "converge.yml"
+    playbook = playbook or (own if own.is_file() else SHARED / "converge.yml")
     # The scenario's own ansible.cfg (Molecule's, or the shipped one the fleet uses).
     env = {**os.environ, **(env or {})}
     env.setdefault("ANSIBLE_CONFIG", str(ephemeral / "ansible.cfg"))
@@ -184,9 +185,9 @@ def playbook_command(hostname, extra_vars, diff=False, options=(), env=None):
     return argv, env
 
 
-def run_playbook(hostname, extra_vars, diff=False, options=(), env=None):
-    """Run the converge playbook again (playbook_command); returns the finished process."""
-    argv, env = playbook_command(hostname, extra_vars, diff, options, env)
+def run_playbook(hostname, extra_vars, diff=False, options=(), env=None, playbook=None):
+    """Run the converge playbook (or another) again (playbook_command); returns the finished process."""
+    argv, env = playbook_command(hostname, extra_vars, diff, options, env, playbook)
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     # The newest ansible-core's run (scripts/test): what it deprecates, the
     # next one removes.

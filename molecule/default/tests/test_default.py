@@ -14,8 +14,8 @@ import time
 import pytest
 import websockets
 
-from conftest import (assert_no_request_failed, children, converge, converge_under_load, example_source, gixy_problems,
-                      installed, main_pid, nginx_files, only_on, process_user, serving)
+from conftest import (PLAYBOOKS, assert_no_request_failed, children, converge, converge_under_load, example_source,
+                      gixy_problems, installed, main_pid, nginx_files, only_on, process_user, run_playbook, serving)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -646,3 +646,29 @@ def test_a_git_revision_ships_its_commit_and_the_same_commit_again_changes_nothi
     assert json.loads(host.check_output(f"cat {now['release_dir']}/release.json"))["commit"] == commit
     shipped = host.check_output(f"cd {now['release_dir']} && find . -mindepth 1 -printf '%P\\n'").split()
     assert {"main.py", "pyproject.toml", "uv.lock"} <= set(shipped) and "UNCOMMITTED.txt" not in shipped
+
+
+def test_the_deploy_log_and_the_status_say_what_each_run_did(host, role_vars, live):
+    """Last on Debian 13: every run that deployed or refused a release wrote
+    a JSON line to the app's deploy log (root's, rotated); the status
+    playbook shows what serves, its health and that log, and changes nothing."""
+    only_on(host, "gun-debian13")
+    app = role_vars["gunicorn_app_name"]
+    log = host.file(f"/var/log/gunicorn-{app}/deploys.log")
+    assert (log.user, log.group, log.mode) == ("root", "root", 0o640)
+    entries = [json.loads(line) for line in log.content_string.splitlines()]
+    assert {entry["outcome"] for entry in entries} == {"deployed", "refused"}, entries
+    assert entries[-1]["outcome"] == "deployed" and entries[-1]["release"] == live["release"], entries[-1]
+    assert all(entry["app"] == app and entry["time"].endswith("+00:00") and entry["by"].count("@") == 1
+               and entry["source"] for entry in entries), entries
+    refused = [entry for entry in entries if entry["outcome"] == "refused"]
+    assert any("A release command failed" in entry["reason"] for entry in refused), refused
+    assert host.run(f"logrotate --debug /etc/logrotate.d/gunicorn-{app}").rc == 0
+    # (Reached as root with docker exec, without sudo: no become.)
+    result = run_playbook("gun-debian13", {"gunicorn_app_group": "all", "ansible_become": False},
+                          playbook=PLAYBOOKS / "status.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    said = " ".join(result.stdout.split())
+    assert re.search(r"gun-debian13 +: ok=\d+ +changed=0 ", result.stdout), result.stdout[-3000:]
+    assert f"serving: {live['release']} in the {live['slot']} unit pair, since 20" in said, said[-3000:]
+    assert "answered 200" in said and f"release: {live['release']}" in said, said[-3000:]
