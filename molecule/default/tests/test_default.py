@@ -659,7 +659,7 @@ def test_the_deploy_log_and_the_status_say_what_each_run_did(host, role_vars, li
     entries = [json.loads(line) for line in log.content_string.splitlines()]
     assert {entry["outcome"] for entry in entries} == {"deployed", "refused"}, entries
     assert entries[-1]["outcome"] == "deployed" and entries[-1]["release"] == live["release"], entries[-1]
-    assert all(entry["app"] == app and entry["time"].endswith("+00:00") and entry["by"].count("@") == 1
+    assert all(entry["app"] == app and entry["time"].endswith("Z") and entry["by"].count("@") == 1
                and entry["source"] for entry in entries), entries
     refused = [entry for entry in entries if entry["outcome"] == "refused"]
     assert any("A release command failed" in entry["reason"] for entry in refused), refused
