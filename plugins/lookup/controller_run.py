@@ -75,9 +75,15 @@ def controller():
 
 
 def alive():
-    """pid:start of every process here whose command line names Ansible."""
+    """pid:start of every process here whose command line names Ansible
+    (none where there is no /proc, as on macOS: such a run names no
+    controller, and its lock goes by its lease)."""
     found = []
-    for name in os.listdir("/proc"):
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        names = []
+    for name in names:
         if name.isdigit() and b"ansible" in (command_line(int(name)) or b""):
             start = started(int(name))
             if start is not None:

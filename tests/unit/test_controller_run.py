@@ -47,3 +47,16 @@ def test_alive_lists_only_processes_that_run_ansible(monkeypatch):
     monkeypatch.setattr(run, "started", lambda pid: pid * 10)
     assert run.alive() == ["42:420", "43:430"]
     assert run.identity(with_alive=False)["alive"] == []
+
+
+def test_a_controller_without_proc_names_no_controller_and_no_run_alive(monkeypatch):
+    """macOS has no /proc: the run still gets an id, but another run can never
+    tell it ended (its lock goes by the lease)."""
+    def no_proc(path):
+        raise FileNotFoundError(path)
+    monkeypatch.setattr(run.os, "listdir", no_proc)
+    monkeypatch.setattr(run, "command_line", lambda pid: None)
+    monkeypatch.setattr(run, "parent", lambda pid: None)
+    monkeypatch.setattr(run, "started", lambda pid: None)
+    found = run.identity(with_alive=True)
+    assert found["controller"] is None and found["alive"] == [] and found["id"].endswith(":None")
