@@ -35,21 +35,22 @@ def command_line(pid):
         return None
 
 
-def started(pid):
-    """Clock ticks since boot at which the process started (field 22 of /proc/PID/stat)."""
+def stat_field(pid, index):
+    """A number of /proc/PID/stat, counted after the command's name (which may hold spaces)."""
     try:
         with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[19])
+            return int(handle.read().rsplit(")", 1)[1].split()[index])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def started(pid):
+    """Clock ticks since boot at which the process started (field 22 of /proc/PID/stat)."""
+    return stat_field(pid, 19)
 
 
 def parent(pid):
-    try:
-        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+    return stat_field(pid, 1)
 
 
 def main_process(pid=None):

@@ -203,6 +203,14 @@ def nginx_version():
     return None
 
 
+def names_in(directory):
+    """The sorted names in a directory; none when it cannot be read."""
+    try:
+        return sorted(os.listdir(directory))
+    except OSError:
+        return []
+
+
 def link_target(path):
     try:
         return os.readlink(path)
@@ -214,11 +222,7 @@ def marked_files(marker, directories):
     """The *.conf files of directories with a line that starts with 'marker:' (what this app wrote)."""
     found = []
     for directory in directories:
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        for name in names:
+        for name in names_in(directory):
             path = os.path.join(directory, name)
             if not name.endswith(".conf") or os.path.islink(path) or not os.path.isfile(path):
                 continue
@@ -528,27 +532,16 @@ def env_mac(key_path, digest, check_mode=False):
 
 
 def dangling_links(directories):
-    found = []
-    for directory in directories:
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError:
-            continue
-        found.extend(os.path.join(directory, name) for name in names
-                     if os.path.islink(os.path.join(directory, name)) and not os.path.exists(os.path.join(directory, name)))
-    return found
+    paths = [os.path.join(directory, name) for directory in directories for name in names_in(directory)]
+    return [path for path in paths if os.path.islink(path) and not os.path.exists(path)]
 
 
 def host_settings(spec, check_mode=False):
     """Other apps' recorded host-wide nginx settings that differ from this
     app's; records this app's (see the option host_settings)."""
     directory, app, values = spec["dir"], spec["app"], spec["values"]
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        names = []
     others, conflicts = {}, []
-    for name in names:
+    for name in names_in(directory):
         other = name[:-len(".json")]
         if not name.endswith(".json") or other == app:
             continue
