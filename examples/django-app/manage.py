@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Django's command line for the example: the role runs `python manage.py
-migrate` and `collectstatic` as release commands."""
+migrate` (the Procfile's release line) and `collectstatic` as release
+commands, `work` as the worker process and `report` as a scheduled job."""
 import os
 import sys
 

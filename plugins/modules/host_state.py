@@ -30,6 +30,8 @@ options:
   marker: {type: str, description: "A marker line: files in I(marker_dirs) with a line that starts with it and a colon."}
   marker_dirs: {type: list, elements: path, default: [], description: Where to look for I(marker) in *.conf files.}
   units: {type: list, elements: str, default: [], description: systemd units whose state is reported.}
+  unit_prefix: {type: str, description: Report the names in I(unit_dir) that start with it (C(unit_files)).}
+  unit_dir: {type: path, default: /etc/systemd/system, description: Where unit files live.}
   lock_dir: {type: path, description: A lock to take first (a directory; mkdir is atomic).}
   lock_name: {type: str, default: deploy lock, description: What the lock guards, for messages.}
   lock_holder: {type: str, default: '?', description: Who takes the lock, written into it.}
@@ -577,6 +579,9 @@ def read_state(params):
         "link": {path: link_target(path) for path in params["links"]},
         "marked": marked_files(params["marker"], params["marker_dirs"]) if params["marker"] else [],
         "unit": {name: unit_state(name) for name in params["units"]},
+        # The app's process and job units (plugins/modules/app_units.py).
+        "unit_files": ([name for name in names_in(params["unit_dir"]) if name.startswith(params["unit_prefix"])]
+                       if params["unit_prefix"] else []),
         "cpus": len(os.sched_getaffinity(0)),
         "nginx_version": nginx_version(),
         "ipv6": os.path.exists("/proc/net/if_inet6"),
@@ -609,6 +614,8 @@ def main():
             "marker": {"type": "str"},
             "marker_dirs": {"type": "list", "elements": "path", "default": []},
             "units": {"type": "list", "elements": "str", "default": []},
+            "unit_prefix": {"type": "str"},
+            "unit_dir": {"type": "path", "default": "/etc/systemd/system"},
             "lock_dir": {"type": "path"},
             "lock_name": {"type": "str", "default": "deploy lock"},
             "lock_holder": {"type": "str", "default": "?"},

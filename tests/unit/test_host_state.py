@@ -451,3 +451,15 @@ def test_the_release_id_holds_the_environment_only_through_the_hosts_key(tmp_pat
     assert state.env_mac(str(key), hashlib.sha256(b"{}").hexdigest()) != mac
     # Another host (another key): another value.
     assert state.env_mac(str(tmp_path / "other.key"), digest) != mac
+
+
+def test_the_app_s_process_and_job_unit_files_are_listed_by_their_prefix(tmp_path):
+    units = tmp_path / "system"
+    units.mkdir()
+    for name in ("gunicorn-app.worker@.service", "gunicorn-app.nightly.timer", "gunicorn-app-blue.service",
+                 "gunicorn-apple.x@.service"):
+        (units / name).write_text("x")
+    result, status = call(tmp_path, unit_prefix="gunicorn-app.", unit_dir=str(units))
+    assert status == 0, result
+    assert result["unit_files"] == ["gunicorn-app.nightly.timer", "gunicorn-app.worker@.service"]
+    assert call(tmp_path)[0]["unit_files"] == []

@@ -487,3 +487,32 @@ def test_old_trees_are_pruned_and_the_newest_kept(upstream, tmp_path):
         commits.append(checkout(upstream, "main", cache)["commit"])
     [trees] = cache.glob("*.trees")
     assert sorted(path.name for path in trees.iterdir()) == sorted(commits[-source.KEEP_TREES:])
+
+
+def test_a_procfile_gives_its_process_types_but_web_in_order(app):
+    write(app / "Procfile", "# processes\nweb: gunicorn app:app\n\nworker:  celery -A proj worker -l info \n"
+                            "release: python manage.py migrate\r\nclock: python clock.py --every 60\n")
+    assert fingerprint(app)["procfile"] == {"worker": "celery -A proj worker -l info",
+                                            "release": "python manage.py migrate",
+                                            "clock": "python clock.py --every 60"}
+    assert list(fingerprint(app)["procfile"]) == ["worker", "release", "clock"]
+
+
+def test_without_a_procfile_there_are_no_process_types(app):
+    assert fingerprint(app)["procfile"] == {}
+    write(app / "sub" / "Procfile", "worker: x\n")
+    assert fingerprint(app)["procfile"] == {}
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("worker celery\n", "line 1 is not 'name: command'"),
+    ("\nworker:\n", "line 2 is not 'name: command'"),
+    ("work.er: x\n", "line 1 is not"),
+    ("worker: a\nworker: b\n", "line 2: 'worker' is given twice"),
+    ("worker: a\x1bb\n", "control character"),
+    (("x" * 33) + ": a\n", "at most 32"),
+])
+def test_a_procfile_line_the_role_cannot_run_is_refused_naming_it(app, text, words):
+    write(app / "Procfile", text)
+    status, _, err = run("fingerprint", app)
+    assert status == 2 and words in err and err.startswith("gunicorn_app_src: Procfile")

@@ -18,7 +18,8 @@ that is not UTF-8 stops the run naming the path: nothing is followed. A .git
 that git cannot read (not installed, another user's repository) stops it
 too: every file, the ignored ones as well, would ship.
 
-fingerprint prints {"code", "requirements", "deps", "files", "bytes", "git"}:
+fingerprint prints {"code", "requirements", "deps", "procfile", "files", "bytes",
+"git"}:
 "code" is a SHA-256 over every shipped path with its kind, executable bit and
 content (or link target); "deps" says how the app declares its dependencies,
 the first of: a uv.lock beside pyproject.toml ("uv"), a poetry.lock beside
@@ -29,7 +30,12 @@ whether the project itself is an installable package (it then goes into the
 virtualenv too), and its requires-python. "requirements" is a SHA-256 over
 what decides the virtualenv: those files (and the code, for a package). The
 release id and the virtualenv's key derive from them, so an unchanged source
-means no new release.
+means no new release. "procfile" holds the process types of a top-level
+Procfile ({name: command}, in order; {} without one): "web" is gunicorn's and
+left out, "release" is the release command run once per deploy, every other
+one a process beside the web app. A line that is not `name: command`, a name
+given twice, or a command with a control character stops the run naming the
+line.
 
 archive writes the same files into one gzipped tar in the temporary
 directory and checks that what it wrote has fingerprint CODE (the source may
@@ -329,6 +335,34 @@ def supports(requires_python, version):
     return f"the app requires Python {requires_python} (pyproject.toml), and the host has Python {version}"
 
 
+PROCFILE_LINE = re.compile(r"([A-Za-z0-9_-]{1,32})[ \t]*:[ \t]*(.*?)[ \t]*")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def procfile(data):
+    """A Procfile's process types: {name: command} in order, without "web"."""
+    types = {}
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise Refused("Procfile is not UTF-8") from None
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = PROCFILE_LINE.fullmatch(line.rstrip("\r"))
+        if not match or not match.group(2):
+            raise Refused(f"Procfile line {number} is not 'name: command' (a name of letters, digits, '-' and '_', "
+                          f"at most 32): {line!r}")
+        name, command = match.groups()
+        if CONTROL.search(command):
+            raise Refused(f"Procfile line {number}: the command of {name!r} holds a control character")
+        if name in types:
+            raise Refused(f"Procfile line {number}: {name!r} is given twice")
+        types[name] = command
+    types.pop("web", None)
+    return types
+
+
 def digest_of(path):
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -362,7 +396,7 @@ def fingerprint(root, shipped, contents=None):
     if deps["packaged"]:
         requirements.update(f"\0code\0{code.hexdigest()}".encode())
     return {"code": code.hexdigest(), "requirements": requirements.hexdigest(), "deps": deps,
-            "files": files, "bytes": size}
+            "procfile": procfile(top["Procfile"]) if "Procfile" in top else {}, "files": files, "bytes": size}
 
 
 def archive(root, shipped, path):
