@@ -42,6 +42,11 @@ CASES = [
     ("gunicorn_env", "A=1"),
     # argument_specs would take it for ["data"]; the role would get "data".
     ("gunicorn_shared_paths", "data"),
+    # Process and job names become unit names; commands and calendars lines of unit files.
+    ("gunicorn_processes", [{"name": "web", "command": "celery worker"}]),
+    ("gunicorn_processes", [{"name": "../../etc/x", "command": "celery worker"}]),
+    ("gunicorn_schedules", [{"name": "nightly", "command": "true\nExecStartPre=/bin/touch /etc/x", "on_calendar": "daily"}]),
+    ("gunicorn_schedules", [{"name": "nightly", "command": "true", "on_calendar": "daily\nExecStartPre=/bin/touch /etc/x"}]),
     ("gunicorn_writable_paths", ["var/data"]),
     ("gunicorn_forwarded_allow_ips", "10.0.0.1, 10.0.0.2"),
     ("nginx_static_locations", [{"location": "static", "path": "static"}]),

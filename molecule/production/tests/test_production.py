@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import hashlib
 import http.client
+import json
 import os
 import pathlib
 import re
@@ -18,8 +19,8 @@ import time
 import pytest
 import websockets
 
-from conftest import (EXAMPLES, assert_no_request_failed, children, converge, converge_under_load, example_source,
-                      gixy_problems, installed, main_pid, only_on, serving)
+from conftest import (EXAMPLES, PLAYBOOKS, assert_no_request_failed, children, converge, converge_under_load,
+                      example_source, gixy_problems, installed, main_pid, only_on, process_user, run_playbook, serving)
 
 SHOP = {"host": "shop.test", "scheme": "http"}
 BLOG = {"host": "blog.test", "scheme": "https"}
@@ -63,6 +64,38 @@ def wiki_notes(http, address):
     return reply.json()["notes"]
 
 
+def enqueue(http, address, seconds):
+    """Queue a job for the wiki's worker processes, through nginx; its id."""
+    reply = get(http, address, WIKI, "/jobs", method="POST", data=json.dumps({"seconds": seconds}).encode())
+    assert reply.status == 200, reply.body
+    return reply.json()["id"]
+
+
+def job(http, address, job_id, state="done", seconds=30):
+    """The job's record once it is in STATE."""
+    deadline = time.monotonic() + seconds
+    while True:
+        record = get(http, address, WIKI, f"/jobs/{job_id}").json()
+        if record["state"] == state or time.monotonic() > deadline:
+            assert record["state"] == state, record
+            return record
+        time.sleep(0.2)
+
+
+WORKERS = ["gunicorn-wiki.worker@1.service", "gunicorn-wiki.worker@2.service"]
+
+
+def main_pids(host, units):
+    return [main_pid(host, unit) for unit in units]
+
+
+def stops_of(host, unit, since):
+    """When systemd began to stop UNIT since the time SINCE (seconds), from the journal."""
+    out = host.check_output(f"journalctl --output json --no-pager --since @{int(since)} --unit {unit}")
+    return [int(entry["__REALTIME_TIMESTAMP"]) / 1e6 for entry in map(json.loads, out.splitlines())
+            if str(entry.get("MESSAGE", "")).startswith(f"Stopping {unit}")]
+
+
 @pytest.fixture
 def wiki(host):
     """The Django example is deployed on Debian 13 only (see molecule.yml)."""
@@ -81,6 +114,9 @@ def test_two_apps_have_their_own_units_venvs_and_sites(host, address, http):
     assert not [name for name in installed(host, blog_now["venv"]) if name.startswith("starlette==")]
     assert get(http, address, SHOP).json()["message"].startswith("Hello from gunicorn + uvicorn")
     assert get(http, address, BLOG).json()["message"].startswith("Hello from Flask")
+    # The shop's hourly clean-up job (removed with the shop: the removal test).
+    assert host.service("gunicorn-shop.cleanup.timer").is_running
+    assert host.service("gunicorn-shop.cleanup.timer").is_enabled
 
 
 def test_the_poetry_project_gets_its_locked_main_group_and_never_its_dev_group(host):
@@ -298,16 +334,70 @@ def test_django_release_commands_migrated_and_nginx_serves_the_collected_static_
     assert reply.headers["Cache-Control"] == "public, max-age=3600"
 
 
+def test_django_worker_processes_run_jobs_from_the_serving_release_as_the_app(host, address, http, wiki):
+    now = serving(host, "wiki")
+    for unit in WORKERS:
+        service = host.service(unit)
+        assert service.is_running and service.is_enabled
+        pid = main_pid(host, unit)
+        # bash runs the Procfile's command in its own place: TERM reaches the worker.
+        assert host.file(f"/proc/{pid}/cmdline").content.split(b"\0")[:3] == [b"python", b"manage.py", b"work"]
+        assert process_user(host, pid) == "wiki"
+        assert host.check_output(f"readlink /proc/{pid}/cwd") == now["release_dir"]
+    properties = host.check_output(f"systemctl show {WORKERS[0]} -p NoNewPrivileges -p ProtectSystem "
+                                   "-p TimeoutStopUSec -p KillMode -p Restart")
+    assert set(properties.splitlines()) == {"NoNewPrivileges=yes", "ProtectSystem=strict", "TimeoutStopUSec=1min",
+                                            "KillMode=mixed", "Restart=always"}
+    done = [job(http, address, enqueue(http, address, 0.5)) for _ in range(4)]
+    assert {record["release"] for record in done} == {"1"}
+    assert host.check_output("journalctl --no-pager -t gunicorn-wiki.worker --grep 'done by release 1' | wc -l") != "0"
+
+
+def test_django_nightly_job_is_scheduled_and_runs_its_command_as_typed(host, wiki):
+    timer = host.service("gunicorn-wiki.nightly.timer")
+    assert timer.is_running and timer.is_enabled
+    assert "OnCalendar=*-*-* 03:00:00" in host.check_output("systemctl cat gunicorn-wiki.nightly.timer")
+    assert host.check_output("systemctl show gunicorn-wiki.nightly.timer -p NextElapseUSecRealtime --value")
+    reports = "/var/lib/gunicorn-wiki/data/reports"
+    before = set(host.check_output(f"ls {reports} 2>/dev/null || true").split())
+    # A oneshot: start returns once the job has run.
+    host.check_output("systemctl start gunicorn-wiki.nightly.service")
+    made = set(host.check_output(f"ls {reports}").split()) - before
+    assert len(made) == 1
+    report = json.loads(host.file(f"{reports}/{made.pop()}").content_string)
+    # The quotes, the % and the $ reached bash as typed; bash expanded the variable.
+    assert (report["label"], report["data_dir"], report["release"]) == (
+        "nightly 100%", "/var/lib/gunicorn-wiki", "1")
+    assert host.check_output("systemctl show gunicorn-wiki.nightly.service -p Result -p User") in (
+        "Result=success\nUser=wiki", "User=wiki\nResult=success")
+    assert '"label": "nightly 100%"' in host.check_output(
+        "journalctl --no-pager -t gunicorn-wiki.nightly --output cat | tail -n 1")
+
+
 def test_django_data_outlives_a_release_under_load_and_a_rollback(host, address, http, wiki, workdir):
     add_note(http, address, "written by release 1")
     written = wiki_notes(http, address)
+    # A task of 40 s held by a worker when the deploy begins: the new release
+    # restarts the workers, and the one holding it must finish it first.
+    old_workers = main_pids(host, WORKERS)
+    long_job = enqueue(http, address, 40)
+    job(http, address, long_job, "running")
+    began = time.time()
     rc, output, result, seconds = converge_under_load(
         host, {"deploy": ["wiki"], "wiki_src": str(wiki_source(workdir, "2"))}, WIKI["host"])
     assert rc == 0, output
-    print(f"Django release under load: {seconds:.1f} s, {result}")
+    print(f"Django release under load (a worker finishing a 40 s task): {seconds:.1f} s, {result}")
     assert_no_request_failed(result)
     assert get(http, address, WIKI).json()["release"] == "2"
     assert wiki_notes(http, address) == written
+    finished = job(http, address, long_job)
+    assert finished["release"] == "1" and finished["finished"] - finished["started"] >= 40, finished
+    held_by = f"gunicorn-wiki.worker@{finished['copy']}.service"
+    assert [stop for stop in stops_of(host, held_by, began) if finished["started"] < stop < finished["finished"]], \
+        "the worker was not told to stop while it held the task"
+    new_workers = main_pids(host, WORKERS)
+    assert not set(new_workers) & set(old_workers)
+    assert job(http, address, enqueue(http, address, 0))["release"] == "2"
     # What the new release writes is data too: a rollback keeps it. (The
     # shop's rollback is the one under load: the role's steps are the same.)
     add_note(http, address, "written by release 2")
@@ -315,10 +405,14 @@ def test_django_data_outlives_a_release_under_load_and_a_rollback(host, address,
     assert rc == 0, output
     assert get(http, address, WIKI).json()["release"] == "1"
     assert wiki_notes(http, address) == written + ["written by release 2"]
+    # The workers came back with it.
+    assert job(http, address, enqueue(http, address, 0))["release"] == "1"
+    assert not set(main_pids(host, WORKERS)) & set(new_workers)
 
 
 def test_django_failing_release_command_keeps_the_old_release_and_its_data(host, address, http, wiki, workdir):
     before = serving(host, "wiki")
+    workers = main_pids(host, WORKERS)
     written = wiki_notes(http, address)
     # A deploy gate people add: Django's deployment checks, failing on warnings
     # (this example does not set the HTTPS-only settings, so they fail).
@@ -335,6 +429,30 @@ def test_django_failing_release_command_keeps_the_old_release_and_its_data(host,
     assert get(http, address, WIKI).json()["release"] == "1"
     assert wiki_notes(http, address) == written
     assert releases(host, "wiki") == set(host.check_output("cat /srv/wiki/history").split())
+    # A refused release never touches the processes.
+    assert main_pids(host, WORKERS) == workers
+
+
+def test_django_fewer_workers_and_a_job_no_longer_listed_are_stopped_and_removed(host, address, http, wiki):
+    hostname = host.backend.get_hostname()
+    kept = main_pid(host, WORKERS[0])
+    rc, output = converge(hostname, {"deploy": ["wiki"], "wiki_processes": [{"name": "worker", "count": 1}],
+                                     "wiki_schedules": []})
+    assert rc == 0, output
+    assert not host.service(WORKERS[1]).is_running and not host.service(WORKERS[1]).is_enabled
+    # Same release, same file: the remaining copy was not restarted.
+    assert main_pid(host, WORKERS[0]) == kept
+    for unit in ("gunicorn-wiki.nightly.timer", "gunicorn-wiki.nightly.service"):
+        assert not host.file(f"/etc/systemd/system/{unit}").exists
+        assert host.run(f"systemctl is-active {unit}").stdout.strip() in ("inactive", "")
+    assert job(http, address, enqueue(http, address, 0))["copy"] == "1"
+    # The status playbook lists what runs now.
+    run = run_playbook(hostname, {"gunicorn_app_group": "all", "ansible_become": False, "gunicorn_app_name": "wiki",
+                                  "nginx_server_name": "wiki.test"}, playbook=PLAYBOOKS / "status.yml")
+    said = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout)
+    assert run.returncode == 0, said[-3000:]
+    assert "gunicorn-wiki.worker@1.service active/running" in said, said[-3000:]
+    assert "worker@2" not in said and "nightly" not in said, said[-3000:]
 
 
 @pytest.fixture
@@ -495,6 +613,10 @@ def test_removal_takes_the_app_away_and_keeps_its_data_and_the_other_site(host, 
         for unit in (f"gunicorn-shop-{slot}.service", f"gunicorn-shop-{slot}.socket"):
             assert not host.file(f"/etc/systemd/system/{unit}").exists
             assert host.run(f"systemctl is-active {unit}").stdout.strip() in ("inactive", "")
+    for unit in ("gunicorn-shop.cleanup.timer", "gunicorn-shop.cleanup.service"):
+        assert not host.file(f"/etc/systemd/system/{unit}").exists
+        assert host.run(f"systemctl is-active {unit}").stdout.strip() in ("inactive", "")
+    assert not host.file("/etc/systemd/system/timers.target.wants/gunicorn-shop.cleanup.timer").exists
     for path in ("/srv/shop", "/etc/gunicorn/shop", "/etc/nginx/sites-enabled/shop.conf",
                  "/etc/nginx/sites-available/shop.conf", "/run/gunicorn-shop-blue.sock", "/run/gunicorn-shop-green.sock"):
         assert not host.file(path).exists, path
