@@ -163,9 +163,23 @@ def test_failed_order_fails_with_the_ca_error_and_keeps_serving(host, root):
 
 
 def test_timer_renews_and_nginx_serves_the_new_certificate_without_restart(host, root):
-    # Renewal due at once: pebble's certificates last five years.
-    rc, out = converge(host.backend.get_hostname(), {"nginx_acme_renew_days": 3650})
+    # Renewal due at once: pebble's certificates last five years. In
+    # maintenance: challenges must still be answered.
+    rc, out = converge(host.backend.get_hostname(), {"nginx_acme_renew_days": 3650, "nginx_maintenance": True})
     assert rc == 0, out
+    # From the host's network address (the host's own requests reach the app).
+    own = host.check_output("hostname -I").split()[0]
+    host.check_output(f"mkdir -p {WEBROOT}/.well-known/acme-challenge")
+    host.check_output(f"echo token-content > {WEBROOT}/.well-known/acme-challenge/probe-token")
+    try:
+        out = host.check_output(f"curl -sS --resolve acme.test:80:{own} -w ' %{{http_code}}' "
+                                "http://acme.test/.well-known/acme-challenge/probe-token")
+        assert out == "token-content\n 200"
+    finally:
+        host.check_output(f"rm -f {WEBROOT}/.well-known/acme-challenge/probe-token")
+    out = host.check_output(f"curl -sS --cacert {root} --resolve acme.test:443:{own} -o /dev/null "
+                            "-w '%{http_code}' https://acme.test/")
+    assert out == "503"
     conf = host.file(f"/etc/letsencrypt/renewal/{LINEAGE}.conf").content_string
     assert re.search(r"^renew_before_expiry = 3650 days$", conf, re.MULTILINE), conf
     # The role itself never replaces a valid certificate.
@@ -173,6 +187,7 @@ def test_timer_renews_and_nginx_serves_the_new_certificate_without_restart(host,
     renewed = assert_timer_renews_without_restart(host, "acme.test")
     assert certificates(host) == ["cert1.pem", "cert2.pem"]
     assert renewed == host.check_output(f"openssl x509 -noout -serial -in {ARCHIVE}/cert2.pem")
+    # (acme.test is the host's loopback here: its own requests reach the app.)
     out = host.check_output(f"curl -sS --cacert {root} -o /dev/null -w '%{{http_code}}' https://acme.test/")
     assert out == "200"
 
@@ -182,7 +197,7 @@ def test_removal_deletes_the_certificate_and_the_timer_setting(host):
     rc, out = converge(host.backend.get_hostname(), {"gunicorn_state": "absent"})
     assert rc == 0, out
     for path in (LIVE, ARCHIVE, f"/etc/letsencrypt/renewal/{LINEAGE}.conf",
-                 "/etc/systemd/system/certbot.service.d/gunicorn-app.conf"):
+                 "/etc/systemd/system/certbot.service.d/gunicorn-app.conf", "/etc/nginx/gunicorn-maintenance/app.html"):
         assert not host.file(path).exists, path
     env = host.check_output("systemctl show --property Environment --value certbot.service")
     assert "REQUESTS_CA_BUNDLE" not in env

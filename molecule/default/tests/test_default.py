@@ -14,8 +14,9 @@ import time
 import pytest
 import websockets
 
-from conftest import (PLAYBOOKS, assert_no_request_failed, children, converge, converge_under_load, example_source,
-                      gixy_problems, installed, main_pid, nginx_files, only_on, process_user, run_playbook, serving)
+from conftest import (PLAYBOOKS, Load, assert_no_request_failed, children, converge, converge_under_load,
+                      example_source, gixy_problems, installed, main_pid, nginx_files, only_on, process_user,
+                      run_playbook, serving)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -674,3 +675,46 @@ def test_the_deploy_log_and_the_status_say_what_each_run_did(host, role_vars, li
     assert re.search(r"gun-debian13 +: ok=\d+ +changed=0 ", plain), plain[-3000:]
     assert f"serving: {live['release']} in the {live['slot']} unit pair, since 20" in said, said[-3000:]
     assert "answered 200" in said and f"release: {live['release']}" in said, said[-3000:]
+
+
+def maintenance(state):
+    """playbooks/maintenance.yml as a user runs it (here as root over docker exec: no become)."""
+    result = run_playbook("gun-debian13", {"gunicorn_app_group": "all", "ansible_become": False, "state": state},
+                          playbook=PLAYBOOKS / "maintenance.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result
+
+
+def test_maintenance_answers_503_with_its_page_survives_a_deploy_and_ends_without_a_failed_request(
+        host, role_vars, address, http, live):
+    only_on(host, "gun-debian13")
+    port = role_vars["nginx_listen_port"]
+    # Requests from the host itself reach the app in maintenance (health
+    # checks): the load comes in on the host's own network address.
+    own_address = host.check_output("hostname -I").split()[0]
+    load = Load(host, f"http://{own_address}:{port}/", connections=4, pause=0.01)
+    try:
+        time.sleep(1)
+        maintenance("on")
+        reply = http(f"http://{address}:{port}/")
+        assert reply.status == 503 and reply.headers["Retry-After"] == "300", reply.status
+        assert reply.headers["Content-Type"].startswith("text/html") and "Down for maintenance" in reply.body
+        assert reply.headers["Cache-Control"] == "no-store"
+        # The app keeps running; the host itself still reaches it.
+        assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/") == "200"
+        # A deploy that does not say (nginx_maintenance unset) keeps it on.
+        rc, output = converge("gun-debian13", {})
+        assert rc == 0, output[-3000:]
+        assert http(f"http://{address}:{port}/").status == 503
+        status = run_playbook("gun-debian13", {"gunicorn_app_group": "all", "ansible_become": False},
+                              playbook=PLAYBOOKS / "status.yml")
+        assert "maintenance: on" in " ".join(re.sub(r"\x1b\[[0-9;]*m", "", status.stdout).split())
+        maintenance("off")
+        time.sleep(1)
+    finally:
+        counts = load.stop()
+    print(counts)
+    # Every request answered: the app's 200 or the page's 503, nothing failed.
+    assert counts["errors"] == 0 and set(counts["statuses"]) == {"200", "503"}, counts
+    assert http(f"http://{address}:{port}/").status == 200
+    assert not host.file("/etc/nginx/gunicorn-maintenance/" + role_vars["gunicorn_app_name"] + ".html").exists

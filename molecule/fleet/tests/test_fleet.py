@@ -14,7 +14,7 @@ import time
 import testinfra
 
 from conftest import (Load, assert_no_request_failed, ensure_test_tools, assert_timer_renews_without_restart, converge, example_source,
-                      http_get, pebble_root, served_certificate, serving)
+                      http_get, pebble_root, run_playbook, served_certificate, serving)
 
 # The tests drive the fleet from the load balancer; app hosts via app_host().
 testinfra_hosts = ["ansible://gun-lb"]
@@ -245,6 +245,30 @@ def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
     assert serving(app_host("gun-app1"), "app") == before["gun-app1"]
     assert serving(app_host("gun-app3"), "app") == before["gun-app3"]
     assert releases_served() == {"gun-app1": "2", "gun-app2": "3", "gun-app3": "2"}
+
+
+def test_maintenance_goes_on_and_off_on_the_load_balancer_without_a_failed_request(host):
+    # From the load balancer's fleet address: its own loopback requests reach the app.
+    load = Load(host, f"https://{LB}/", host_header=SITE, connections=4, pause=0.01)
+    try:
+        time.sleep(1)
+        on = run_playbook("all", {"state": "on"}, playbook="pyweb.gunicorn_uvicorn_nginx.maintenance")
+        assert on.returncode == 0, on.stdout[-3000:]
+        # Only the load balancer ran it.
+        assert not re.search(r"gun-app[0-9] +: ok=", on.stdout), on.stdout[-2000:]
+        reply = through_lb()
+        assert reply.status == 503 and reply.headers["Retry-After"] == "300" and "maintenance" in reply.body
+        # The app hosts serve on behind it.
+        for address in APPS.values():
+            assert http_get(f"http://{address}/", headers={"Host": SITE}).status == 200
+        off = run_playbook("all", {"state": "off"}, playbook="pyweb.gunicorn_uvicorn_nginx.maintenance")
+        assert off.returncode == 0, off.stdout[-3000:]
+        time.sleep(1)
+    finally:
+        counts = load.stop()
+    print(counts)
+    assert counts["errors"] == 0 and set(counts["statuses"]) == {"200", "503"}, counts
+    assert through_lb().status == 200
 
 
 def test_load_balancer_turns_to_acme_under_load_and_certbot_renews_there(host):
