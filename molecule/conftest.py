@@ -347,6 +347,19 @@ def invalid_value_tests(cases, hostname):
     return runs, test
 
 
+def changed_tasks(output):
+    """The names of the tasks that reported changed in a playbook's output
+    (colours stripped), for a failed idempotence assertion."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    changed, task = [], None
+    for line in plain.splitlines():
+        if line.startswith("TASK ["):
+            task = line[len("TASK ["):].rstrip("* ").rstrip("]")
+        elif line.startswith("changed:") and task not in changed:
+            changed.append(task)
+    return changed
+
+
 def host_results(report, hostname):
     """(task name, result) of each task that ran for the host, in order, from
     the output of the ansible.posix.json callback."""

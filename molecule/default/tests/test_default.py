@@ -14,9 +14,9 @@ import time
 import pytest
 import websockets
 
-from conftest import (PLAYBOOKS, Load, assert_no_request_failed, children, converge, converge_under_load,
-                      example_source, gixy_problems, installed, main_pid, nginx_files, only_on, process_user,
-                      run_playbook, serving)
+from conftest import (PLAYBOOKS, Load, assert_no_request_failed, changed_tasks, children, converge,
+                      converge_under_load, example_source, gixy_problems, installed, main_pid, nginx_files, only_on,
+                      process_user, run_playbook, serving)
 
 
 def test_unit_is_enabled_and_running(host, role_vars, live):
@@ -641,7 +641,7 @@ def test_a_git_revision_ships_its_commit_and_the_same_commit_again_changes_nothi
     assert rc == 0, output
     rc, output = converge("gun-debian13", {**given, "gunicorn_app_git_version": commit})
     assert rc == 0, output
-    assert " changed=0 " in output, output[-3000:]
+    assert " changed=0 " in output, changed_tasks(output)
     now = serving(host, role_vars["gunicorn_app_name"], role_vars["gunicorn_app_root"], role_vars["bind_port"])
     assert now["release"] != live["release"]
     assert json.loads(host.check_output(f"cat {now['release_dir']}/release.json"))["commit"] == commit
