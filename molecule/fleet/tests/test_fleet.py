@@ -171,6 +171,17 @@ def test_load_balancer_site_is_https_and_carries_no_app(host):
     assert not host.package("python3-venv").is_installed
 
 
+def once_runs():
+    """App host -> how many times the fleet's release command that runs once
+    per deploy ran there (molecule.yml: a line per run)."""
+    return {name: len(app_host(name).run("cat /var/lib/gunicorn-app/once.log").stdout.split()) for name in APPS}
+
+
+def test_the_first_deploy_ran_the_release_commands_once_on_one_host():
+    # Three new hosts deployed at once: one of them ran it, the first.
+    assert once_runs() == {"gun-app1": 1, "gun-app2": 0, "gun-app3": 0}
+
+
 def test_rolling_deploy_under_load_fails_no_request_and_ends_on_the_new_release(host, workdir):
     rc, output, counts = converge_fleet_under_load(
         host, {"gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))})
@@ -181,6 +192,8 @@ def test_rolling_deploy_under_load_fails_no_request_and_ends_on_the_new_release(
     # One host per batch, and the role that ran is the installed collection's.
     assert output.count("PLAY [Roll the release over the serving app hosts") == len(APPS), output[-3000:]
     assert "pyweb.gunicorn_uvicorn_nginx.gunicorn_uvicorn_nginx : " in output
+    # Once per deploy: on the canary, before it switched; the later batches skipped it.
+    assert once_runs() == {"gun-app1": 2, "gun-app2": 0, "gun-app3": 0}
 
 
 def test_broken_release_stops_at_the_first_host_and_the_fleet_serves_on(host, workdir):
@@ -193,6 +206,22 @@ def test_broken_release_stops_at_the_first_host_and_the_fleet_serves_on(host, wo
     # The canary (first batch) refused it; no later batch started.
     assert output.count("PLAY [Roll the release over the serving app hosts") == 1, output[-3000:]
     assert "fatal: [gun-app1]" in output
+    assert {name: serving(app_host(name), "app") for name in APPS} == before
+    assert releases_served() == {name: "2" for name in APPS}
+
+
+def test_a_failing_release_command_once_stops_the_deploy_before_any_host_switches(host, workdir):
+    before = {name: serving(app_host(name), "app") for name in APPS}
+    source = example_source(workdir, "asgi-app", "main.py", "migration-fails")
+    rc, output, counts = converge_fleet_under_load(host, {
+        "gunicorn_app_src": str(source),
+        "gunicorn_release_commands_once": ["echo migrating; exit 3"]})
+    assert rc != 0
+    said = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", output).split())
+    assert "The release commands that run once per deploy failed on gun-app1" in said, output[-3000:]
+    assert "release command failed with exit status 3" in said
+    assert_no_request_failed(counts)
+    assert output.count("PLAY [Roll the release over the serving app hosts") == 1, output[-3000:]
     assert {name: serving(app_host(name), "app") for name in APPS} == before
     assert releases_served() == {name: "2" for name in APPS}
 
@@ -245,6 +274,8 @@ def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
     assert serving(app_host("gun-app1"), "app") == before["gun-app1"]
     assert serving(app_host("gun-app3"), "app") == before["gun-app3"]
     assert releases_served() == {"gun-app1": "2", "gun-app2": "3", "gun-app3": "2"}
+    # The host that built the release after gun-app1 failed ran it.
+    assert once_runs() == {"gun-app1": 2, "gun-app2": 1, "gun-app3": 0}
 
 
 def test_maintenance_goes_on_and_off_on_the_load_balancer_without_a_failed_request(host):
