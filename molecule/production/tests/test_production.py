@@ -343,7 +343,7 @@ def test_django_worker_processes_run_jobs_from_the_serving_release_as_the_app(ho
         # bash runs the Procfile's command in its own place: TERM reaches the worker.
         assert host.file(f"/proc/{pid}/cmdline").content.split(b"\0")[:3] == [b"python", b"manage.py", b"work"]
         assert process_user(host, pid) == "wiki"
-        assert host.check_output(f"readlink /proc/{pid}/cwd") == now["release_dir"]
+        assert host.check_output(f"systemctl show {unit} -p WorkingDirectory --value") == now["release_dir"]
     properties = host.check_output(f"systemctl show {WORKERS[0]} -p NoNewPrivileges -p ProtectSystem "
                                    "-p TimeoutStopUSec -p KillMode -p Restart")
     assert set(properties.splitlines()) == {"NoNewPrivileges=yes", "ProtectSystem=strict", "TimeoutStopUSec=1min",
@@ -436,8 +436,8 @@ def test_django_failing_release_command_keeps_the_old_release_and_its_data(host,
 def test_django_fewer_workers_and_a_job_no_longer_listed_are_stopped_and_removed(host, address, http, wiki):
     hostname = host.backend.get_hostname()
     kept = main_pid(host, WORKERS[0])
-    rc, output = converge(hostname, {"deploy": ["wiki"], "wiki_processes": [{"name": "worker", "count": 1}],
-                                     "wiki_schedules": []})
+    rc, output = converge(hostname, {"deploy": ["wiki"], "wiki_schedules": [],
+                                     "wiki_processes": [{"name": "worker", "count": 1, "stop_timeout": 60}]})
     assert rc == 0, output
     assert not host.service(WORKERS[1]).is_running and not host.service(WORKERS[1]).is_enabled
     # Same release, same file: the remaining copy was not restarted.
