@@ -197,7 +197,8 @@ def test_removal_deletes_the_certificate_and_the_timer_setting(host):
     rc, out = converge(host.backend.get_hostname(), {"gunicorn_state": "absent"})
     assert rc == 0, out
     for path in (LIVE, ARCHIVE, f"/etc/letsencrypt/renewal/{LINEAGE}.conf",
-                 "/etc/systemd/system/certbot.service.d/gunicorn-app.conf", "/etc/nginx/gunicorn-maintenance/app.html"):
+                 "/etc/systemd/system/certbot.service.d/gunicorn-app.conf", "/etc/nginx/gunicorn-maintenance/app.html",
+                 "/etc/nginx/gunicorn-maintenance/app.on"):
         assert not host.file(path).exists, path
     env = host.check_output("systemctl show --property Environment --value certbot.service")
     assert "REQUESTS_CA_BUNDLE" not in env

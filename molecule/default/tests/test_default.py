@@ -719,4 +719,5 @@ def test_maintenance_answers_503_with_its_page_survives_a_deploy_and_ends_withou
     # Every request answered: the app's 200 or the page's 503, nothing failed.
     assert counts["errors"] == 0 and set(counts["statuses"]) == {"200", "503"}, counts
     assert http(f"http://{address}:{port}/").status == 200
-    assert not host.file("/etc/nginx/gunicorn-maintenance/" + role_vars["gunicorn_app_name"] + ".html").exists
+    for suffix in (".html", ".on"):
+        assert not host.file(f"/etc/nginx/gunicorn-maintenance/{role_vars['gunicorn_app_name']}{suffix}").exists
