@@ -702,10 +702,16 @@ def test_maintenance_answers_503_with_its_page_survives_a_deploy_and_ends_withou
         assert reply.headers["Cache-Control"] == "no-store"
         # The app keeps running; the host itself still reaches it.
         assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://127.0.0.1:{port}/") == "200"
-        # A deploy that does not say (nginx_maintenance unset) keeps it on.
-        rc, output = converge("gun-debian13", {})
+        # The address the controller's requests come from, as nginx logged it.
+        assert http(f"http://{address}:{port}/?whose-address").status == 503
+        controller = host.check_output(
+            f"grep -F 'whose-address' /var/log/nginx/{role_vars['gunicorn_app_name']}.access.log | tail -n 1").split()[0]
+        # A deploy that does not say (nginx_maintenance unset) keeps it on, and
+        # nginx_maintenance_allow lets the controller through (the load still gets 503).
+        rc, output = converge("gun-debian13", {"nginx_maintenance_allow": [controller]})
         assert rc == 0, output[-3000:]
-        assert http(f"http://{address}:{port}/").status == 503
+        assert http(f"http://{address}:{port}/").status == 200
+        assert host.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' http://{own_address}:{port}/") == "503"
         status = run_playbook("gun-debian13", {"gunicorn_app_group": "all", "ansible_become": False},
                               playbook=PLAYBOOKS / "status.yml")
         # (YAML output quotes the word on.)
