@@ -16,7 +16,7 @@ name: inputs
 short_description: Checks of the role gunicorn_uvicorn_nginx's variables
 description:
   - Internal to the role gunicorn_uvicorn_nginx. Tests C(server_names), C(safe_path), C(app_root),
-    C(writable_path), C(network_address), C(host_name) and C(own_account).
+    C(writable_path), C(network_address), C(host_name), C(dns_name) and C(own_account).
 """
 
 import ipaddress
@@ -149,6 +149,12 @@ def host_name(value):
     return isinstance(value, str) and len(value) <= 253 and bool(_HOST_NAME.fullmatch(value))
 
 
+def dns_name(value):
+    """One DNS name whose last label starts with a letter (a certificate's
+    name for http-01: no address, wildcard, regular expression or "_")."""
+    return isinstance(value, str) and len(value) <= 253 and "." in value and bool(_DNS_NAME.fullmatch(value))
+
+
 def own_account(value):
     """A user or group name the app can have to itself: a valid name that is
     not a system account or a group that grants privileges."""
@@ -165,5 +171,6 @@ class TestModule:
             "server_names": server_names,
             "network_address": network_address,
             "host_name": host_name,
+            "dns_name": dns_name,
             "own_account": own_account,
         }

@@ -132,4 +132,16 @@ def test_own_account_refuses_privileged_system_and_invalid_names(value):
 def test_every_test_is_exported():
     exported = inputs.TestModule().tests()
     assert set(exported) == {"safe_path", "app_root", "writable_path", "server_names", "network_address",
-                             "host_name", "own_account"}
+                             "host_name", "dns_name", "own_account"}
+
+
+@pytest.mark.parametrize("value", ["example.com", "www.example.org", "a-b.c-d.example", "xn--bcher-kva.example"])
+def test_dns_name_takes_names_a_certificate_can_prove(value):
+    assert inputs.dns_name(value)
+
+
+@pytest.mark.parametrize("value", ["_", "localhost", "*.example.com", ".example.com", "www.example.*", "~^www\\.",
+                                   "192.0.2.1", "999.1.1.1", "example.123", "-a.example.com", "a..example.com",
+                                   "example.com\n", "ex ample.com", "a" * 250 + ".com", None, 7])
+def test_dns_name_refuses(value):
+    assert not inputs.dns_name(value)
