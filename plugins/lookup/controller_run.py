@@ -25,6 +25,7 @@ import os
 import socket
 
 from ansible.plugins.lookup import LookupBase
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.system import stat_field
 
 
 def command_line(pid):
@@ -32,15 +33,6 @@ def command_line(pid):
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
             return handle.read()
     except OSError:
-        return None
-
-
-def stat_field(pid, index):
-    """A number of /proc/PID/stat, counted after the command's name (which may hold spaces)."""
-    try:
-        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[index])
-    except (OSError, ValueError, IndexError):
         return None
 
 

@@ -48,6 +48,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.atomic import WriteError, replace
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.system import unit_state
 
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.@-]+\.(service|timer)")
 
@@ -74,7 +75,10 @@ def marked_files(directory, marker):
 class Systemd:
     def __init__(self, module, directory):
         self.module = module
-        self.directory = directory
+        # Units enabled at boot: the links in *.wants and *.requires, read once.
+        self.linked = {name for entry in os.listdir(directory) if entry.endswith((".wants", ".requires"))
+                       and os.path.isdir(os.path.join(directory, entry))
+                       for name in os.listdir(os.path.join(directory, entry))}
 
     def run(self, *args, check=True):
         status, out, err = self.module.run_command(["systemctl", *args])
@@ -87,18 +91,9 @@ class Systemd:
         prefix, suffix = template.split("@.", 1)
         _, out = self.run("list-units", "--all", "--plain", "--no-legend", "--full", f"{prefix}@*.{suffix}",
                           check=False)
-        found = {line.split()[0] for line in out.splitlines() if line.split()}
-        for entry in os.listdir(self.directory):
-            wants = os.path.join(self.directory, entry)
-            if entry.endswith((".wants", ".requires")) and os.path.isdir(wants):
-                found.update(name for name in os.listdir(wants)
-                             if name.startswith(prefix + "@") and name.endswith("." + suffix))
-        return {name for name in found if name.startswith(prefix + "@") and name != template}
-
-    def state(self, unit):
-        active = self.run("--quiet", "is-active", unit, check=False)[0] == 0
-        enabled = self.run("--quiet", "is-enabled", unit, check=False)[0] == 0
-        return active, enabled
+        found = {line.split()[0] for line in out.splitlines() if line.split()} | self.linked
+        return {name for name in found
+                if name.startswith(prefix + "@") and name.endswith("." + suffix) and name != template}
 
 
 def main():
@@ -136,11 +131,11 @@ def main():
             candidates |= systemd.instances(name)
         elif name.endswith(".timer") or name in removed:
             candidates.add(name)
-    states = {unit: systemd.state(unit) for unit in sorted(candidates | set(running))}
-    stopped = sorted(unit for unit in candidates if unit not in running and any(states[unit]))
-    started = [unit for unit in running if not states[unit][0]]
-    restarted = [unit for unit in running if states[unit][0] and file_of(unit) in written]
-    enabled = [unit for unit in running if not states[unit][1]]
+    states = {unit: unit_state(module.run_command, unit) for unit in sorted(candidates | set(running))}
+    stopped = sorted(unit for unit in candidates if unit not in running and any(states[unit].values()))
+    started = [unit for unit in running if not states[unit]["active"]]
+    restarted = [unit for unit in running if states[unit]["active"] and file_of(unit) in written]
+    enabled = [unit for unit in running if not states[unit]["enabled"]]
     result = {"written": written, "removed": removed, "stopped": stopped, "started": started,
               "restarted": restarted, "enabled": enabled}
     result["changed"] = any(result.values())

@@ -125,6 +125,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.atomic import replace
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.system import stat_field, unit_state
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SLOTS = ("blue", "green")
@@ -235,10 +236,6 @@ def marked_files(marker, directories):
             except OSError:
                 continue
     return found
-
-
-def unit_state(name):
-    return {"active": unit_active(name), "enabled": run(["systemctl", "--quiet", "is-enabled", name])[0] == 0}
 
 
 def account_state(user, group, home, app_name):
@@ -493,14 +490,13 @@ def nginx_stale(stamp, tree="/etc/nginx"):
 
 def process_started(pid):
     """When a process started (seconds since the epoch, to the second), None if it does not run."""
+    ticks = stat_field(pid, 19)
     try:
-        with open("/proc/%d/stat" % int(pid), encoding="utf-8") as handle:
-            ticks = int(handle.read().rsplit(")", 1)[1].split()[19])
         with open("/proc/stat", encoding="utf-8") as handle:
             boot = next(int(line.split()[1]) for line in handle if line.startswith("btime "))
     except (OSError, ValueError, IndexError, StopIteration):
         return None
-    return boot + ticks / os.sysconf("SC_CLK_TCK")
+    return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 WRITTEN_FOR = re.compile(r'^# Written by the gunicorn_uvicorn_nginx role for app "([^"]*)"')
@@ -578,7 +574,7 @@ def read_state(params):
         "sha1": {path: sha1_of(path) for path in params["checksums"]},
         "link": {path: link_target(path) for path in params["links"]},
         "marked": marked_files(params["marker"], params["marker_dirs"]) if params["marker"] else [],
-        "unit": {name: unit_state(name) for name in params["units"]},
+        "unit": {name: unit_state(run, name) for name in params["units"]},
         # The app's process and job units (plugins/modules/app_units.py).
         "unit_files": ([name for name in names_in(params["unit_dir"]) if name.startswith(params["unit_prefix"])]
                        if params["unit_prefix"] else []),
