@@ -138,7 +138,7 @@ def test_a_source_with_a_link_out_of_it_is_refused_before_the_host_changes(host,
     name, result = ran[-1]
     assert name.endswith(" : Fingerprint the app's source on the controller") and result.get("failed"), ran
     assert not [name for name, result in results if result.get("changed")], results
-    assert "config is a symbolic link to /etc, outside gunicorn_app_src" in result["stderr"], result
+    assert "config is a symbolic link to /etc, outside gunicorn_app_src" in result.get("msg", ""), result
 
 
 def test_someone_elses_account_or_directory_is_refused_and_never_removed(host):
