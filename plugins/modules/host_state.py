@@ -54,6 +54,7 @@ options:
     is the HMAC-SHA256 of I(env_digest) with it."}
   env_digest: {type: str, description: "The SHA-256 of the app's environment (gunicorn_env), which the release id must
     not disclose."}
+  release_records: {type: bool, default: false, description: Also return the records of the complete releases.}
   host_settings:
     type: dict
     description:
@@ -72,6 +73,9 @@ slot: {description: The unit pair that serves (blue, green or empty), type: str}
 release: {description: The release behind current (empty if none), type: str}
 serving: {description: Whether current leads to a release directory, type: bool}
 active: {description: Whether the serving pair's gunicorn runs, type: bool}
+history: {description: The releases that served, oldest first (the app root's history), type: list}
+release_records: {description: "Release id to its release.json, for I(releases), with I(release_records)",
+  type: dict}
 releases: {description: "Releases on the host that were completely built: sealed, with a release.json,
   root's", type: list}
 venvs: {description: "Virtualenvs on the host that were completely built: sealed, marked .complete by
@@ -317,7 +321,22 @@ def serving_state(app_name, app_root):
     except OSError:
         release = ""
     active = bool(slot) and unit_active("gunicorn-%s-%s.service" % (app_name, slot))
-    return {"slot": slot, "release": release, "serving": os.path.isdir(current), "active": active}
+    history = read_text(os.path.join(app_root, "history")).split("\n")
+    return {"slot": slot, "release": release, "serving": os.path.isdir(current), "active": active,
+            "history": [name for name in history if name]}
+
+
+def release_records(releases_dir, names):
+    """The records (release.json) of the sealed releases names: root's files in
+    root's directories, which the app never wrote (None for one that is not JSON)."""
+    records = {}
+    for name in names:
+        try:
+            with open(os.path.join(releases_dir, name, "release.json"), encoding="utf-8") as handle:
+                records[name] = json.load(handle)
+        except (OSError, ValueError):
+            records[name] = None
+    return records
 
 
 def lock_parent(lock_dir):
@@ -590,6 +609,8 @@ def read_state(params):
                                     if params["host_settings"] else []),
     }
     state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
+    state["release_records"] = (release_records(os.path.join(app_root, "releases"), state["releases"])
+                                if params["release_records"] and app_root else {})
     if params["app_name"] and app_root:
         state.update(serving_state(params["app_name"], app_root))
         state["root"] = root_state(app_root, params["app_name"])
@@ -623,6 +644,7 @@ def main():
             "dangling_dirs": {"type": "list", "elements": "path", "default": []},
             "written_for": {"type": "list", "elements": "path", "default": []},
             "release_key": {"type": "path", "no_log": False},
+            "release_records": {"type": "bool", "default": False},
             "env_digest": {"type": "str", "no_log": True},
             "host_settings": {"type": "dict"},
         },

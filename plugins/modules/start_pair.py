@@ -35,47 +35,10 @@ status: {description: The health path's last HTTP status (-1 for no answer), typ
 msg: {description: What it answered or why nothing answered, type: str}
 """
 
-import http.client
-import socket
 import subprocess
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-class UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(self.timeout)
-        self.sock.connect(self.unix_path)
-
-
-def ask(connect, path, host):
-    """(status, message) of one GET of PATH, or (-1, why) when nothing answered."""
-    connection = connect()
-    try:
-        connection.request("GET", path, headers={"Host": host, "User-Agent": "gunicorn_uvicorn_nginx health gate"})
-        answer = connection.getresponse()
-        answer.read()
-        return answer.status, f"{answer.status} {answer.reason}"
-    except (OSError, http.client.HTTPException) as error:
-        return -1, f"no answer: {error}"
-    finally:
-        connection.close()
-
-
-def wait_healthy(connect, path, host, timeout, clock=time.monotonic, sleep=time.sleep, pause=0.25):
-    """Ask until a 2xx or 3xx answer or TIMEOUT seconds; return the last (status, message)."""
-    deadline = clock() + timeout
-    while True:
-        status, message = ask(connect, path, host)
-        if 200 <= status < 400 or clock() >= deadline:
-            return status, message
-        sleep(pause)
+from ansible_collections.pyweb.gunicorn_uvicorn_nginx.plugins.module_utils.health import connector, wait_healthy
 
 
 def main():
@@ -97,12 +60,7 @@ def main():
         run = subprocess.run(argv, capture_output=True, text=True, check=False)
         if run.returncode != 0:
             module.fail_json(msg=f"{' '.join(argv)} failed: {run.stderr.strip()}", status=-1)
-    if params["unix_socket"]:
-        def connect():
-            return UnixConnection(params["unix_socket"], 5)
-    else:
-        def connect():
-            return http.client.HTTPConnection(params["address"].strip("[]"), params["port"], timeout=5)
+    connect = connector(address=params["address"], port=params["port"], unix_socket=params["unix_socket"])
     status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"])
     if not 200 <= status < 400:
         module.fail_json(msg=f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s.",

@@ -243,13 +243,15 @@ def test_link_targets_are_read_never_followed(tmp_path):
 def test_serving_state_reads_the_slot_and_current(tmp_path, monkeypatch):
     asked = []
     monkeypatch.setattr(state, "unit_active", lambda name: asked.append(name) or True)
-    assert state.serving_state("app", str(tmp_path)) == {"slot": "", "release": "", "serving": False, "active": False}
+    assert state.serving_state("app", str(tmp_path)) == {
+        "slot": "", "release": "", "serving": False, "active": False, "history": []}
     assert asked == []
     (tmp_path / "releases/abc123").mkdir(parents=True)
     (tmp_path / "current").symlink_to("releases/abc123")
     (tmp_path / "slot").write_text("green\n")
+    (tmp_path / "history").write_text("9f0e1d\nabc123\n")
     assert state.serving_state("app", str(tmp_path)) == {
-        "slot": "green", "release": "abc123", "serving": True, "active": True}
+        "slot": "green", "release": "abc123", "serving": True, "active": True, "history": ["9f0e1d", "abc123"]}
     assert asked == ["gunicorn-app-green.service"]
     # Anything but blue or green names no unit at all.
     (tmp_path / "slot").write_text("green; reboot\n")
@@ -463,3 +465,11 @@ def test_the_app_s_process_and_job_unit_files_are_listed_by_their_prefix(tmp_pat
     assert status == 0, result
     assert result["unit_files"] == ["gunicorn-app.nightly.timer", "gunicorn-app.worker@.service"]
     assert call(tmp_path)[0]["unit_files"] == []
+
+
+def test_release_records_are_read_only_for_the_releases_asked_and_only_as_json(tmp_path):
+    for name, text in (("abc123", '{"id": "abc123", "venv": "v1"}'), ("bad", "not json"), ("other", "{}")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "release.json").write_text(text)
+    assert state.release_records(str(tmp_path), ["abc123", "bad", "gone"]) == {
+        "abc123": {"id": "abc123", "venv": "v1"}, "bad": None, "gone": None}

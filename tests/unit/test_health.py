@@ -1,5 +1,6 @@
-"""plugins/modules/start_pair.py: the health gate's requests, against a real
-HTTP server on a unix socket and on TCP (systemd's part needs a host)."""
+"""plugins/module_utils/health.py (start_pair's gate, health_request's check):
+requests against a real HTTP server on a unix socket and on TCP (systemd's
+part of start_pair needs a host), and health_request's URLs."""
 
 import http.server
 import os
@@ -10,7 +11,8 @@ import pytest
 
 from plugin_loader import load
 
-gate = load("plugins/modules/start_pair.py")
+gate = load("plugins/module_utils/health.py")
+request = load("plugins/modules/health_request.py")
 
 
 class Answers(http.server.BaseHTTPRequestHandler):
@@ -91,3 +93,25 @@ def test_nothing_listening_is_no_answer_and_named_so(tmp_path):
     status, message = gate.ask(lambda: gate.UnixConnection(missing, 1), "/health", "_")
     assert status == -1 and message.startswith("no answer:") and "No such file" in message
     assert not os.path.exists(missing)
+
+
+def test_the_connector_speaks_tcp_to_an_address_in_brackets_or_not(server):
+    srv, _ = server([204], unix=False)
+    port = srv.server_address[1]
+    for address in ("127.0.0.1", "[127.0.0.1]"):
+        assert gate.ask(gate.connector("http", address, port), "/up", "site.test") == (204, "204 No Content")
+    assert srv.seen == [("/up", "site.test")] * 2
+
+
+def test_nothing_listening_is_no_answer_not_an_error(tmp_path):
+    status, message = gate.ask(gate.connector(unix_socket=str(tmp_path / "none.sock")), "/", "_")
+    assert status == -1 and message.startswith("no answer:")
+
+
+def test_health_request_takes_http_and_https_urls_with_an_address_only():
+    assert request.target("https://127.0.0.1:8443/health?deep=1") == ("https", "127.0.0.1", 8443, "/health?deep=1")
+    assert request.target("http://127.0.0.1") == ("http", "127.0.0.1", 80, "/")
+    assert request.target("https://[::1]/up") == ("https", "::1", 443, "/up")
+    for url in ("ftp://127.0.0.1/", "127.0.0.1/health", "http:///health"):
+        with pytest.raises(ValueError):
+            request.target(url)
