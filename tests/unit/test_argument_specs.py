@@ -37,7 +37,7 @@ def errors(values):
 
 
 def test_every_entry_point_takes_the_same_variables():
-    assert set(SPECS) == {"main", "rollback", "status", "maintenance", "lb", "fleet"}
+    assert set(SPECS) == {"main", "rollback", "status", "maintenance", "lb", "fleet", "stage"}
     assert all(SPECS[entry]["options"] == OPTIONS for entry in SPECS)
 
 
