@@ -16,7 +16,11 @@ name: inputs
 short_description: Checks of the role gunicorn_uvicorn_nginx's variables
 description:
   - Internal to the role gunicorn_uvicorn_nginx. Tests C(server_names), C(safe_path), C(app_root),
-    C(writable_path), C(network_address), C(host_name), C(dns_name) and C(own_account).
+    C(writable_path), C(network_address), C(host_name), C(dns_name), C(own_account), C(git_revision),
+    C(static_path), C(worker_count), C(one_line), C(within), and the shapes of PATTERNS (C(app_name), C(exact_version),
+    C(index_url), C(git_repo), C(import_path), C(memory_max), C(address_list), C(identifier), C(relative_path),
+    C(release_id), C(url_path), C(file_name), C(nginx_size), C(websocket_location), C(static_location),
+    C(acme_email), C(http_url)).
 """
 
 import ipaddress
@@ -162,9 +166,95 @@ def own_account(value):
         and not value.startswith("systemd-")
 
 
+# Shapes of single values: each matched whole (a trailing newline never
+# passes). Named for what the value is, not for the variable.
+PATTERNS = {
+    # gunicorn_app_name: part of unit, path and nginx names.
+    "app_name": r"[A-Za-z0-9][A-Za-z0-9_-]*",
+    # Pins: one exact release (PEP 440's release, pre, post and dev parts).
+    "exact_version": r"[0-9]+(\.[0-9]+)*((a|b|rc)[0-9]+)?(\.post[0-9]+)?(\.dev[0-9]+)?",
+    # Package indexes: http(s) without spaces, quotes or backslashes.
+    "index_url": r"https?://[^\s\"'\\`]+",
+    # A git URL, user@host:path or an absolute path; never an option (-...).
+    "git_repo": r"((https?|ssh|git|file)://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:(?!-)|/)[^\s\"'\\`]+",
+    # gunicorn_app: module:variable or module:factory().
+    "import_path": r"[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_.()]*",
+    # systemd's MemoryMax=: bytes with a unit, or a percentage; empty is none.
+    "memory_max": r"([1-9][0-9]*[KMGT]?|[1-9][0-9]?%|100%)?",
+    # gunicorn's forwarded_allow_ips: comma-separated, no spaces.
+    "address_list": r"[^\s,]+(,[^\s,]+)*",
+    # Environment variable and inventory group names.
+    "identifier": r"[A-Za-z_][A-Za-z0-9_]*",
+    # gunicorn_shared_paths: relative, no '.' or '..' part, no trailing '/'.
+    "relative_path": r"(?!/)(?!.*(^|/)\.\.?(/|$))[^\s]+[^/\s]",
+    # A release id as the history names it, or empty.
+    "release_id": r"([0-9a-f]{12})?",
+    # A URL path: the health path.
+    "url_path": r"/\S*",
+    # Snippet names: file names.
+    "file_name": r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    # nginx sizes (client_max_body_size).
+    "nginx_size": r"[0-9]+[kKmMgG]?",
+    # URI prefixes of WebSocket locations.
+    "websocket_location": r"/[A-Za-z0-9._~/-]*",
+    # URI prefixes of static locations: start and end with '/', nothing that
+    # ends an nginx token or starts a variable.
+    "static_location": r"/[^\s;{}\"$'`\\]+/",
+    "acme_email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
+    "http_url": r"https?://[^\s]+",
+}
+_PATTERNS = {name: re.compile(pattern) for name, pattern in PATTERNS.items()}
+_DOT_PART = re.compile(r"(^|/)\.\.?(/|$)")
+
+
+def _shape(name):
+    def test(value):
+        return isinstance(value, str) and bool(_PATTERNS[name].fullmatch(value))
+    test.__name__ = name
+    return test
+
+
+def git_revision(value):
+    """A branch, tag or commit name: no option, no '..', no '.lock' or '/' at the end."""
+    return (isinstance(value, str) and bool(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._/+-]*", value))
+            and ".." not in value and not value.endswith((".lock", "/")))
+
+
+def static_path(value):
+    """A static location's directory: relative to the release or absolute,
+    without '.' or '..' parts or what ends an nginx token."""
+    return (isinstance(value, str) and bool(re.fullmatch(r"[^\s;{}\"$'`\\]+", value))
+            and not _DOT_PART.search(value))
+
+
+def worker_count(value):
+    """gunicorn_workers: "auto", or a number of workers (1 or more) as an integer or digits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 1
+    return isinstance(value, str) and (value == "auto" or bool(re.fullmatch(r"[1-9][0-9]*", value)))
+
+
+def within(value, paths):
+    """A relative path that is one of paths or lies inside one."""
+    return isinstance(value, str) and any(value == path or value.startswith(path + "/") for path in paths)
+
+
+def one_line(value):
+    """A string without a line break (it goes on one line of a unit file)."""
+    return isinstance(value, str) and "\n" not in value and "\r" not in value
+
+
 class TestModule:
     def tests(self):
         return {
+            **{name: _shape(name) for name in PATTERNS},
+            "git_revision": git_revision,
+            "static_path": static_path,
+            "worker_count": worker_count,
+            "one_line": one_line,
+            "within": within,
             "safe_path": safe_path,
             "app_root": app_root,
             "writable_path": writable_path,

@@ -132,7 +132,8 @@ def test_own_account_refuses_privileged_system_and_invalid_names(value):
 def test_every_test_is_exported():
     exported = inputs.TestModule().tests()
     assert set(exported) == {"safe_path", "app_root", "writable_path", "server_names", "network_address",
-                             "host_name", "dns_name", "own_account"}
+                             "host_name", "dns_name", "own_account", "git_revision", "static_path",
+                             "worker_count", "one_line", "within"} | set(inputs.PATTERNS)
 
 
 @pytest.mark.parametrize("value", ["example.com", "www.example.org", "a-b.c-d.example", "xn--bcher-kva.example"])
@@ -145,3 +146,68 @@ def test_dns_name_takes_names_a_certificate_can_prove(value):
                                    "example.com\n", "ex ample.com", "a" * 250 + ".com", None, 7])
 def test_dns_name_refuses(value):
     assert not inputs.dns_name(value)
+
+
+# The shapes of single values (PATTERNS and the tests beside them), what users
+# write and what must not pass.
+SHAPES = {
+    "app_name": (["shop", "my-app_2", "9lives"], ["-shop", "_x", "a.b", "a b", "shop\n", "a/b"]),
+    "exact_version": (["23.0.0", "0.34.3", "1.0rc1", "2.0.post1", "1.0.dev3", "7"],
+                      [">=23", "23.*", "latest", "1.0 ", "1.0\n", "v1.0", "1.0;rm"]),
+    "index_url": (["https://pypi.example.com/simple", "http://10.0.0.5:3141/root/pypi/+simple/"],
+                  ["ftp://x", "https://a b", "https://x'", 'https://x"', "https://x\\y", "https://x`id`", "pypi.org"]),
+    "git_repo": (["https://github.com/o/r.git", "git@github.com:o/r.git", "ssh://git@h/r", "/srv/git/r", "file:///r"],
+                 ["-oProxyCommand=id", "git@h:-x", "https://h/r x", "r.git", "https://h/'r'"]),
+    "import_path": (["main:app", "pkg.module:create_app()", "_x:y"], ["main", "main:", "1x:app", "main:app;id", "m:a b"]),
+    "memory_max": (["", "512M", "2G", "1024", "50%", "100%"], ["0", "101%", "512MB", "-1", "1.5G", "50 %"]),
+    "address_list": (["*", "127.0.0.1", "10.0.0.1,10.0.0.2"], ["", "a, b", "a,", ",a", "a b"]),
+    "identifier": (["DATABASE_URL", "_x", "app"], ["1X", "A-B", "A B", "", "A\n"]),
+    "relative_path": (["data", "var/media", "a.b/c"], ["/data", "../x", "a/../b", "./a", "a/", "a b", ".", ".."]),
+    "release_id": (["", "0123456789ab"], ["0123456789AB", "0123456789a", "0123456789abc", "x" * 12]),
+    "url_path": (["/", "/health", "/healthz?deep=1"], ["health", "/a b", "", "/\n"]),
+    "file_name": (["gzip", "rate-limit.v2", "a_b"], [".hidden", "-x", "a/b", "a b", "a;b", ""]),
+    "nginx_size": (["0", "10m", "512k", "1G"], ["10mb", "-1", "10 m", "1.5m", ""]),
+    "websocket_location": (["/ws", "/ws/", "/a.b_c~d-e/"], ["ws", "/ws x", "/ws;", "/{x}", ""]),
+    "static_location": (["/static/", "/media/img/"], ["/", "/static", "static/", "/a b/", "/$x/", "/a;b/", "/a`b/"]),
+    "acme_email": (["ops@example.com"], ["ops", "ops@example", "a b@example.com", "@example.com"]),
+    "http_url": (["https://acme-v02.api.letsencrypt.org/directory", "http://pebble:14000/dir"],
+                 ["acme.example", "https://a b", "ftp://x"]),
+    "git_revision": (["main", "v1.2.3", "release/2026-12", "0f3b9c2"],
+                     ["-x", ".x", "a..b", "main.lock", "feature/", "a b", "main\n"]),
+    "static_path": (["static", "staticfiles/css", "/var/www/static"],
+                    ["../x", "a/./b", "a b", "$HOME", "a;b", "", "a`id`", "a\\b"]),
+    "worker_count": ([1, 8, "4", "auto"], [0, -1, True, "0", "04", "four", "", None, 1.5]),
+    "one_line": (["--log-level debug", ""], ["a\nb", "a\r"]),
+}
+TESTS = inputs.TestModule().tests()
+
+
+@pytest.mark.parametrize("name,value", [(name, value) for name, (good, _) in SHAPES.items() for value in good])
+def test_shapes_take_what_users_write(name, value):
+    assert TESTS[name](value)
+
+
+@pytest.mark.parametrize("name,value", [(name, value) for name, (_, bad) in SHAPES.items() for value in bad])
+def test_shapes_refuse_the_rest(name, value):
+    assert not TESTS[name](value)
+
+
+# Shapes whose values reach unquoted places (unit files, nginx's, command
+# lines as arguments): no attack string passes them.
+@pytest.mark.parametrize("name", ["app_name", "exact_version", "index_url", "git_repo", "import_path",
+                                  "identifier", "file_name", "nginx_size", "websocket_location",
+                                  "static_location", "git_revision", "static_path", "http_url"])
+@pytest.mark.parametrize("value", ATTACKS)
+def test_no_attack_string_passes_a_shape(name, value):
+    assert not TESTS[name](value)
+
+
+def test_every_shape_is_tested_and_takes_only_strings():
+    assert set(inputs.PATTERNS) <= set(SHAPES)
+    for name in inputs.PATTERNS:
+        assert not TESTS[name](None) and not TESTS[name](["x"])
+
+
+def test_within_names_paths_inside_the_shared_ones():
+    assert inputs.within("data", ["data"]) and inputs.within("data/img", ["media", "data"])
+    assert not inputs.within("database", ["data"]) and not inputs.within("static", [])
