@@ -27,17 +27,21 @@ options:
   link: {type: path, description: The link in sites-enabled that must lead to I(site).}
   remove: {type: list, elements: path, default: [], description: Files removed once nginx runs with the change.}
   stamp: {type: path, required: true, description: Touched once nginx runs with the files on disk.}
+  unlock: {type: path, description: "The host's nginx lock (a directory) this run holds: released last, once nginx
+    runs with the change (saves the run a module call). Kept when the call fails: the role releases it."}
   wait: {type: int, default: 10, description: Seconds to wait for the old workers.}
 """
 
 RETURN = r"""
 done: {description: reloaded or started, type: str}
+unlocked: {description: Whether I(unlock) was released, type: bool}
 site_changed: {description: Whether the site was written, type: bool}
 link_changed: {description: Whether the link was made, type: bool}
 stderr: {description: What nginx -t printed, type: str}
 """
 
 import os
+import shutil
 import subprocess
 import time
 
@@ -131,6 +135,7 @@ def main():
             "remove": {"type": "list", "elements": "path", "default": []},
             "stamp": {"type": "path", "required": True},
             "wait": {"type": "int", "default": 10},
+            "unlock": {"type": "path"},
         },
         required_by={"content": "site", "link": "site"},
         supports_check_mode=True,
@@ -173,8 +178,10 @@ def main():
     # than the reload to the next run (host_state: nginx_stale).
     with open(params["stamp"], "a", encoding="utf-8"):
         os.utime(params["stamp"])
+    if params["unlock"]:
+        shutil.rmtree(params["unlock"], ignore_errors=True)
     module.exit_json(changed=True, done=done, site_changed=change.site_changed, link_changed=change.link_changed,
-                     stderr=err, **({"diff": diff} if diff else {}))
+                     stderr=err, unlocked=bool(params["unlock"]), **({"diff": diff} if diff else {}))
 
 
 if __name__ == "__main__":

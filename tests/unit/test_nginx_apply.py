@@ -121,3 +121,15 @@ def test_the_wait_ends_when_every_old_worker_has_exited_or_is_shutting_down(monk
     assert apply.wait_for_old_workers({11, 12}, 5, sleep=sleep, now=lambda: next(clock) / 10)
     titles.update({"nginx: worker process": {11}, "nginx: worker process is shutting down": set()})
     assert not apply.wait_for_old_workers({11}, 0.5, sleep=lambda _: None, now=lambda: next(clock) / 10)
+
+
+def test_the_nginx_lock_is_released_once_nginx_runs_the_change_and_kept_when_it_is_rejected(host):
+    tmp_path, env = host
+    lock = tmp_path / "nginx.lock"
+    lock.mkdir()
+    (lock / "holder").write_text("{}")
+    result, status = call(tmp_path, env, nginx_t=1, content="server { typo }\n", unlock=str(lock))
+    assert status != 0 and not result.get("unlocked") and (lock / "holder").exists()
+    result, status = call(tmp_path, env, content="server {}\n", unlock=str(lock))
+    assert status == 0 and result["unlocked"], result
+    assert not lock.exists()
