@@ -20,7 +20,8 @@ from conftest import (Load, converge, example_source, http_get, killed_run, only
 API = "api.test"
 # (entry point, the task at whose start the run is killed): after each step
 # of the build, the start, the health gate, the records, nginx's write and
-# reload, the retirement of the old pair, and of a rollback.
+# reload (which releases the host's nginx lock in the same module run), the
+# retirement of the old pair, and of a rollback.
 KILL_POINTS = [
     ("main", "Check that the app imports with its environment, as the app user"),
     ("main", "Seal and record the release (root-owned, read-only to the app; static files readable by nginx)"),
@@ -28,7 +29,6 @@ KILL_POINTS = [
     ("main", "Record the new release as the one that serves, and start its unit pair at boot"),
     ("main", "Take the host's nginx lock and read nginx's files and state as they are now"),
     ("main", "Write the site, validate the new nginx configuration and reload nginx with it"),
-    ("main", "Release the host's nginx lock"),
     ("main", "Retire the unit pair that no longer serves, start the serving one at boot, and prune old releases"),
     ("main", "Request the health path through nginx until it answers"),
     ("rollback", "Start the new pair's gunicorn on a renewed socket and check that it answers its health path"),
@@ -128,7 +128,9 @@ def test_a_killed_runs_locks_are_taken_over_by_the_next_run_at_once(host, addres
     killed run."""
     only_on(host, "gun-debian12")
     hostname = host.backend.get_hostname()
-    killed_run(hostname, api(sources("locked")), "Release the host's nginx lock")
+    # Both are held from the read of nginx's files until nginx_apply.
+    killed_run(hostname, api(sources("locked")),
+               "Write the site, validate the new nginx configuration and reload nginx with it")
     wait_until_no_run_works_on(host)
     held = host.run("ls /run/gunicorn-uvicorn-nginx").stdout.split()
     assert "api.deploy" in held and "nginx.lock" in held, held
