@@ -53,11 +53,18 @@ def ask(connect, path, host):
         connection.close()
 
 
-def wait_healthy(connect, path, host, timeout, clock=time.monotonic, sleep=time.sleep, pause=0.25):
-    """Ask until a 2xx or 3xx answer or TIMEOUT seconds; return the last (status, message)."""
+def wait_healthy(connect, path, host, timeout, clock=time.monotonic, sleep=time.sleep, pause=0.25, stopped=None):
+    """Ask until a 2xx or 3xx answer or TIMEOUT seconds; return the last
+    (status, message). STOPPED, if given, is asked after each failed answer:
+    a text (why the server is gone) ends the wait at once with it as the
+    message, as no later answer can come (an app that does not import would
+    otherwise hold the run for the whole timeout)."""
     deadline = clock() + timeout
     while True:
         status, message = ask(connect, path, host)
         if 200 <= status < 400 or clock() >= deadline:
             return status, message
+        gone = stopped() if stopped else None
+        if gone:
+            return status, f"{gone} (last answer: {message})"
         sleep(pause)

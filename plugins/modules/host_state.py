@@ -137,7 +137,7 @@ SLOTS = ("blue", "green")
 ACCOUNT_MARK = "gunicorn-uvicorn-nginx app "
 # The file in an app root that names the app it belongs to.
 ROOT_MARK = ".gunicorn-uvicorn-nginx"
-# What the role makes in an app root (tasks/release.yml, tasks/record.yml).
+# What the role makes in an app root (tasks/build.yml, start_pair).
 ROOT_ENTRIES = frozenset(("releases", "venvs", "current", "current.new", "slot", "slot.new", "history", "history.new",
                           "history.previous", "history.previous.new", ROOT_MARK))
 

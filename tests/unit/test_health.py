@@ -115,3 +115,17 @@ def test_health_request_takes_http_and_https_urls_with_an_address_only():
     for url in ("ftp://127.0.0.1/", "127.0.0.1/health", "http:///health"):
         with pytest.raises(ValueError):
             request.target(url)
+
+
+def test_a_server_that_stopped_ends_the_wait_at_once_saying_why(server):
+    srv, connect = server([500])
+    asked = []
+
+    def stopped():
+        asked.append(1)
+        return "app.service is no longer running (failed)" if len(asked) == 2 else None
+
+    status, message = gate.wait_healthy(connect, "/health", "site.test", 60, pause=0.01, stopped=stopped)
+    assert status == 500
+    assert message == "app.service is no longer running (failed) (last answer: 500 Internal Server Error)"
+    assert len(srv.seen) == 2

@@ -114,7 +114,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_rest(tmp_path, monkeypa
     def broken_rename(source, destination):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(writer.os, "rename", broken_rename)
+    monkeypatch.setattr(os, "rename", broken_rename)
     with pytest.raises(OSError):
         writer.write_files({str(site): "new\n"}, OWNER, GROUP, "0644")
     assert site.read_text() == "old\n"

@@ -19,20 +19,19 @@ from conftest import (Load, converge, example_source, http_get, killed_run, only
 
 API = "api.test"
 # (entry point, the task at whose start the run is killed): after each step
-# of the build, the start, the health gate, the records, nginx's write and
+# of the build, the start (its health gate and the records it writes once
+# the new pair answers: the one module run start_pair), nginx's write and
 # reload (which releases the host's nginx lock in the same module run), the
 # retirement of the old pair, and of a rollback.
 KILL_POINTS = [
     ("main", "Check that the app imports with its environment, as the app user"),
     ("main", "Seal and record the release (root-owned, read-only to the app; static files readable by nginx)"),
-    ("main", "Start the new pair's gunicorn on a renewed socket and check that it answers its health path"),
-    ("main", "Record the new release as the one that serves, and start its unit pair at boot"),
+    ("main", "Start the new pair's gunicorn on a renewed socket, check that it answers its health path, and record it"),
     ("main", "Take the host's nginx lock and read nginx's files and state as they are now"),
     ("main", "Write the site, validate the new nginx configuration and reload nginx with it"),
     ("main", "Retire the unit pair that no longer serves, start the serving one at boot, and prune old releases"),
     ("main", "Request the health path through nginx until it answers"),
-    ("rollback", "Start the new pair's gunicorn on a renewed socket and check that it answers its health path"),
-    ("rollback", "Record the new release as the one that serves, and start its unit pair at boot"),
+    ("rollback", "Start the new pair's gunicorn on a renewed socket, check that it answers its health path, and record it"),
     ("rollback", "Write the site, validate the new nginx configuration and reload nginx with it"),
     ("rollback", "Retire the unit pair that no longer serves, start the serving one at boot, and prune old releases"),
 ]
