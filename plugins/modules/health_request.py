@@ -16,13 +16,22 @@ options:
   url: {type: str, required: true, description: "http:// or https:// with an address, a port and the path."}
   host: {type: str, required: true, description: The Host header (the site's name).}
   timeout: {type: int, default: 30, description: Seconds to wait for a 2xx or 3xx answer.}
+  unlock:
+    type: list
+    elements: path
+    default: []
+    description:
+      - Lock directories the run holds, removed after the last request whatever it answered (the run's last
+        module run on the host also ends its locks, instead of a module run of its own).
 """
 
 RETURN = r"""
 status: {description: The last HTTP status (-1 for no answer), type: int}
 msg: {description: What it answered or why nothing answered, type: str}
+unlocked: {description: The lock directories it removed, type: list, elements: str}
 """
 
+import shutil
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import AnsibleModule
@@ -45,6 +54,7 @@ def main():
             "url": {"type": "str", "required": True},
             "host": {"type": "str", "required": True},
             "timeout": {"type": "int", "default": 30},
+            "unlock": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=False,
     )
@@ -53,8 +63,12 @@ def main():
         scheme, address, port, path = target(params["url"])
     except ValueError as error:
         module.fail_json(msg=str(error))
-    status, message = wait_healthy(connector(scheme, address, port), path, params["host"], params["timeout"])
-    module.exit_json(changed=False, status=status, msg=message)
+    try:
+        status, message = wait_healthy(connector(scheme, address, port), path, params["host"], params["timeout"])
+    finally:
+        for lock in params["unlock"]:
+            shutil.rmtree(lock, ignore_errors=True)
+    module.exit_json(changed=False, status=status, msg=message, unlocked=params["unlock"])
 
 
 if __name__ == "__main__":
