@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from plugin_loader import load
+from plugin_loader import load, run_module
 
 gate = load("plugins/module_utils/health.py")
 request = load("plugins/modules/health_request.py")
@@ -129,3 +129,18 @@ def test_a_server_that_stopped_ends_the_wait_at_once_saying_why(server):
     assert status == 500
     assert message == "app.service is no longer running (failed) (last answer: 500 Internal Server Error)"
     assert len(srv.seen) == 2
+
+
+@pytest.mark.parametrize("statuses", [[200], [500]])
+def test_health_request_ends_the_runs_locks_whatever_it_was_answered(server, tmp_path, statuses):
+    srv, _ = server(statuses, unix=False)
+    locks = [tmp_path / "app.deploy", tmp_path / "nginx.lock"]
+    for lock in locks:
+        lock.mkdir()
+        (lock / "holder").write_text("{}\n")
+    result, status = run_module("plugins/modules/health_request.py", {
+        "url": f"http://127.0.0.1:{srv.server_address[1]}/health", "host": "site.test", "timeout": 0,
+        "unlock": [str(lock) for lock in locks]}, str(tmp_path))
+    assert status == 0 and result["status"] == statuses[0]
+    assert result["unlocked"] == [str(lock) for lock in locks]
+    assert not any(lock.exists() for lock in locks)
