@@ -251,18 +251,18 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
         time.sleep(2)
     assert releases_served() == {name: "2" for name in APPS}
     # The same release in the same unit pair, and a re-run of the fleet finds
-    # nothing to change, on the host that came back (its /run was lost) too.
-    # Nothing rolls, so the load balancer ran beside the app hosts, not after.
+    # nothing to change, on the host that came back (its /run was lost) too:
+    # nothing rolls, the app hosts are re-run all at once.
     assert serving(app_host("gun-app2"), "app") == before
     rc, output = converge("all", {"gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))})
     assert rc == 0, output[-3000:]
     plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
     assert sorted(re.findall(r"^(gun-\S+) +: ok=\d+ +changed=(\d+)", plain, re.MULTILINE)) == [
         (name, "0") for name in sorted([*APPS, "gun-lb"])], output[-3000:]
-    beside = plain.split("PLAY [Re-run the app hosts", 1)[1].split("PLAY [", 1)[0]
-    assert all(f"[{name}]" in beside for name in [*APPS, "gun-lb"]), output[-3000:]
-    after = plain.split("PLAY [Put the load balancers in front of the app hosts]", 1)[1]
-    assert after.lstrip("*\n ").startswith("skipping: no hosts matched"), output[-3000:]
+    current = plain.split("PLAY [Re-run the app hosts", 1)[1].split("PLAY [", 1)[0]
+    assert all(f"[{name}]" in current for name in APPS), output[-3000:]
+    rolled = plain.split("PLAY [Roll the release over the serving app hosts, one batch at a time]", 1)[1]
+    assert rolled.lstrip("*\n ").startswith("skipping: no hosts matched"), output[-3000:]
 
 
 def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
