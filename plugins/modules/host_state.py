@@ -55,6 +55,10 @@ options:
   env_digest: {type: str, description: "The SHA-256 of the app's environment (gunicorn_env), which the release id must
     not disclose."}
   release_records: {type: bool, default: false, description: Also return the records of the complete releases.}
+  resolve: {type: list, elements: str, default: [], description: "Host names to resolve with the host's own
+    resolver (/etc/hosts, DNS), as C(getent ahosts) does."}
+  certificates: {type: list, elements: path, default: [], description: "PEM certificates whose issuer, DNS names and
+    time left are reported (read with openssl)."}
   host_settings:
     type: dict
     description:
@@ -108,10 +112,15 @@ env_mac: {description: "HMAC-SHA256 of I(env_digest) with the key of I(release_k
   type: str}
 written_for: {description: "Path to the app its marker names (null: none, or not a regular file), for
   I(written_for)", type: dict}
+resolved: {description: "Name to its addresses, in the resolver's order of preference, each once (empty: it does
+  not resolve), for I(resolve)", type: dict}
+certificates: {description: "Path to {issuer, names (its DNS names), seconds_left} (null when there is no
+  certificate openssl can read), for I(certificates)", type: dict}
 host_settings_conflicts: {description: "Other apps' host-wide nginx settings that differ from this app's:
   [{app, name, theirs, ours}]", type: list}
 """
 
+import calendar
 import contextlib
 import errno
 import fcntl
@@ -122,6 +131,7 @@ import json
 import os
 import pwd
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -579,6 +589,41 @@ def host_settings(spec, check_mode=False):
     return conflicts
 
 
+# getent ahosts's question: every family, IPv6 only where the host has an
+# IPv6 address of its own.
+RESOLVE_FLAGS = socket.AI_V4MAPPED | socket.AI_ADDRCONFIG | socket.AI_CANONNAME
+
+
+def resolve(name, lookup=socket.getaddrinfo):
+    """NAME's addresses, in the resolver's order, each once; [] when it does not resolve."""
+    try:
+        answers = lookup(name, None, socket.AF_UNSPEC, 0, 0, RESOLVE_FLAGS)
+    except (OSError, UnicodeError):
+        return []
+    addresses = []
+    for _, _, _, _, sockaddr in answers:
+        if sockaddr[0] not in addresses:
+            addresses.append(sockaddr[0])
+    return addresses
+
+
+def certificate(path):
+    """{issuer, names, seconds_left} of the PEM certificate at PATH, None when
+    there is none (or a link) or openssl cannot read it."""
+    if os.path.islink(path) or not os.path.isfile(path):
+        return None
+    status, out, _ = run(["openssl", "x509", "-noout", "-issuer", "-enddate", "-ext", "subjectAltName", "-in", path])
+    fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith(" "))
+    try:
+        ends = calendar.timegm(time.strptime(fields["notAfter"].strip(), "%b %d %H:%M:%S %Y %Z"))
+    except (KeyError, ValueError):
+        return None
+    if status != 0:
+        return None
+    return {"issuer": fields.get("issuer", "").strip(), "names": re.findall(r"DNS:([^,\s]+)", out),
+            "seconds_left": int(ends - time.time())}
+
+
 def read_state(params):
     python, python_version = python_versions()
     app_root = params["app_root"] or ""
@@ -607,6 +652,8 @@ def read_state(params):
                     if params["release_key"] and params["env_digest"] is not None else None),
         "host_settings_conflicts": (host_settings(params["host_settings"], params.get("_check_mode"))
                                     if params["host_settings"] else []),
+        "resolved": {name: resolve(name) for name in params["resolve"]},
+        "certificates": {path: certificate(path) for path in params["certificates"]},
     }
     state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
     state["release_records"] = (release_records(os.path.join(app_root, "releases"), state["releases"])
@@ -645,6 +692,8 @@ def main():
             "written_for": {"type": "list", "elements": "path", "default": []},
             "release_key": {"type": "path", "no_log": False},
             "release_records": {"type": "bool", "default": False},
+            "resolve": {"type": "list", "elements": "str", "default": []},
+            "certificates": {"type": "list", "elements": "path", "default": []},
             "env_digest": {"type": "str", "no_log": True},
             "host_settings": {"type": "dict"},
         },

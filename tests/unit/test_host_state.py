@@ -8,6 +8,7 @@ import os
 import pwd
 import shutil
 import stat
+import subprocess
 import time
 
 import pytest
@@ -473,3 +474,39 @@ def test_release_records_are_read_only_for_the_releases_asked_and_only_as_json(t
         (tmp_path / name / "release.json").write_text(text)
     assert state.release_records(str(tmp_path), ["abc123", "bad", "gone"]) == {
         "abc123": {"id": "abc123", "venv": "v1"}, "bad": None, "gone": None}
+
+
+def test_names_resolve_like_getent_ahosts_each_address_once_in_the_resolvers_order():
+    answers = [(10, 1, 6, "app1", ("fd57::11", 0, 0, 0)), (10, 2, 17, "", ("fd57::11", 0, 0, 0)),
+               (2, 1, 6, "", ("172.30.57.11", 0)), (2, 3, 0, "", ("172.30.57.11", 0))]
+    asked = []
+
+    def lookup(*question):
+        asked.append(question)
+        return answers
+
+    assert state.resolve("app1", lookup) == ["fd57::11", "172.30.57.11"]
+    assert asked == [("app1", None, state.socket.AF_UNSPEC, 0, 0, state.RESOLVE_FLAGS)]
+
+
+def test_a_name_that_does_not_resolve_has_no_address():
+    def lookup(*question):
+        raise state.socket.gaierror(-2, "Name or service not known")
+
+    assert state.resolve("nowhere.invalid", lookup) == []
+    assert state.resolve("localhost") in (["127.0.0.1"], ["::1", "127.0.0.1"], ["127.0.0.1", "::1"])
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
+def test_a_certificate_is_read_for_its_issuer_names_and_time_left(tmp_path):
+    key, cert = tmp_path / "key.pem", tmp_path / "certificate.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-noenc", "-days", "30", "-subj", "/CN=test CA", "-addext", "subjectAltName=DNS:shop.test,DNS:a.test",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    read = state.certificate(str(cert))
+    assert "test CA" in read["issuer"] and read["names"] == ["shop.test", "a.test"]
+    assert 29 * 86400 < read["seconds_left"] <= 30 * 86400
+    # No certificate, not one, or a link: nothing to report.
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    (tmp_path / "link.pem").symlink_to(cert)
+    assert [state.certificate(str(tmp_path / name)) for name in ("none.pem", "junk.pem", "link.pem")] == [None] * 3
