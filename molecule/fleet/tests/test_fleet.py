@@ -265,6 +265,27 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
     assert rolled.lstrip("*\n ").startswith("skipping: no hosts matched"), output[-3000:]
 
 
+def test_site_playbook_on_a_single_app_host_is_one_plain_role_run(workdir):
+    """An inventory of one app host and no load balancer (here: gun-app2 as
+    the group "solo", the load balancers' group named one that is empty) is
+    deployed by site.yml's last play alone, the role as a plain playbook
+    runs it: nothing to sort, stage or roll. The same release and settings
+    (it still trusts the load balancer's addresses), so nothing changes."""
+    solo = workdir / "solo.yml"
+    solo.write_text(json.dumps({"solo": {"hosts": {"gun-app2": {}}}}))
+    rc, output = converge("gun-app2", {
+        "gunicorn_app_group": "solo", "gunicorn_lb_group": "solo_lb", "nginx_lb_trusted_proxies": ["gun-lb"],
+        "gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))},
+        options=["--inventory", str(solo)])
+    assert rc == 0, output[-3000:]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", output)
+    assert re.findall(r"^(gun-\S+) +: ok=\d+ +changed=(\d+)", plain, re.MULTILINE) == [("gun-app2", "0")], output[-3000:]
+    plays = re.findall(r"^PLAY \[(.*?)\] \**\n(skipping: no hosts matched)?", plain, re.MULTILINE)
+    assert [name for name, skipped in plays if not skipped] == ["Deploy the app on its only host"], plays
+    assert plays[-1][0] == "Deploy the app on its only host"
+    assert len(plays) == 7, plays
+
+
 def test_a_batch_with_one_failed_host_is_the_last_batch(host, workdir):
     """Two hosts per batch; the release imports everywhere (every host
     builds it first) but fails its health path on gun-app1 only: gun-app2
