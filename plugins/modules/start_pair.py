@@ -30,6 +30,14 @@ options:
   unit: {type: str, required: true, description: The gunicorn service of the pair.}
   socket: {type: str, required: true, description: Its socket unit.}
   files: {type: dict, default: {}, description: The pair's unit files, path to content.}
+  check:
+    type: list
+    elements: str
+    default: []
+    description:
+      - A command (argv) that must succeed before anything is written or started (the role's import check of a
+        release built earlier, which may now meet other settings); its output follows I(check_failure) if not.
+  check_failure: {type: str, default: The check failed., description: What the failure of I(check) means.}
   path: {type: str, required: true, description: The health path (gunicorn_health_path).}
   unix_socket: {type: path, description: The socket to ask; without it, I(address) and I(port).}
   address: {type: str, default: 127.0.0.1, description: The TCP address to ask (brackets allowed for IPv6).}
@@ -75,7 +83,8 @@ def stopped(unit):
     def check():
         run = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
         state = run.stdout.strip()
-        return None if state in ("active", "reloading") else f"{unit} stopped before it answered ({state})"
+        return None if state in ("active", "reloading") else (
+            f"{unit} stopped before it answered ({state}): gunicorn could not start or load the app")
     return check
 
 
@@ -135,6 +144,8 @@ def main():
             "unit": {"type": "str", "required": True},
             "socket": {"type": "str", "required": True},
             "files": {"type": "dict", "default": {}},
+            "check": {"type": "list", "elements": "str", "default": []},
+            "check_failure": {"type": "str", "default": "The check failed."},
             "path": {"type": "str", "required": True},
             "unix_socket": {"type": "path"},
             "address": {"type": "str", "default": "127.0.0.1"},
@@ -152,6 +163,11 @@ def main():
     )
     params = module.params
     unit, socket = params["unit"], params["socket"]
+    if params["check"] and not module.check_mode:
+        run = subprocess.run(params["check"], capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            module.fail_json(msg="%s\n%s" % (params["check_failure"], (run.stdout + "\n" + run.stderr).strip()),
+                             status=-1)
     try:
         results, diffs = write_files(params["files"], "root", "root", "0644", check_mode=module.check_mode)
     except (WriteError, OSError) as error:
@@ -170,10 +186,18 @@ def main():
     except StepFailed as error:
         module.fail_json(msg=str(error), status=-1, written=written, changed=True)
     connect = connector(address=params["address"], port=params["port"], unix_socket=params["unix_socket"])
-    status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"], stopped=stopped(unit))
+    gone = []
+
+    def unit_stopped():
+        why = stopped(unit)()
+        gone.extend([why] if why else [])
+        return why
+
+    status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"], stopped=unit_stopped)
     if not 200 <= status < 400:
-        module.fail_json(msg=f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s.",
-                         status=status, written=written, changed=True)
+        module.fail_json(msg=message if gone else (
+            f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s."),
+            status=status, written=written, changed=True)
     answer = {"changed": True, "status": status, "msg": message, "written": written}
     if params["record"]:
         wanted = params["record"]

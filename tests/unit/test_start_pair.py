@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from plugin_loader import load
+from plugin_loader import load, run_module
 
 pair = load("plugins/modules/start_pair.py")
 
@@ -76,3 +76,17 @@ def test_a_directory_at_current_fails_before_any_record_changed(tmp_path):
     assert (tmp_path / "current" / "keep").read_text() == "x"
     assert (tmp_path / "history").read_text() == "a\n"
     assert (tmp_path / "slot").read_text() == "blue\n"
+
+
+def test_a_failed_check_refuses_before_any_file_is_written_or_unit_started(tmp_path):
+    unit_file = tmp_path / "gunicorn-app-green.service"
+    result, status = run_module("plugins/modules/start_pair.py", {
+        "unit": "gunicorn-app-green.service", "socket": "gunicorn-app-green.socket", "path": "/", "host": "_",
+        "files": {str(unit_file): "[Service]\n"},
+        "check": ["sh", "-c", "echo 'Failed to find attribute app in main.' >&2; exit 4"],
+        "check_failure": "main:app does not import as app with its environment. gunicorn --check-config said:",
+        "record": {"root": str(tmp_path), "release": "a", "slot": "green"}}, str(tmp_path))
+    assert status != 0 and result["failed"]
+    assert result["msg"] == ("main:app does not import as app with its environment. gunicorn --check-config said:\n"
+                             "Failed to find attribute app in main.")
+    assert not unit_file.exists() and not (tmp_path / "history").exists()
