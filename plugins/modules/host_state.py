@@ -613,12 +613,12 @@ def certificate(path):
     if os.path.islink(path) or not os.path.isfile(path):
         return None
     status, out, _ = run(["openssl", "x509", "-noout", "-issuer", "-enddate", "-ext", "subjectAltName", "-in", path])
+    if status != 0:
+        return None
     fields = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith(" "))
     try:
         ends = calendar.timegm(time.strptime(fields["notAfter"].strip(), "%b %d %H:%M:%S %Y %Z"))
     except (KeyError, ValueError):
-        return None
-    if status != 0:
         return None
     return {"issuer": fields.get("issuer", "").strip(), "names": re.findall(r"DNS:([^,\s]+)", out),
             "seconds_left": int(ends - time.time())}

@@ -79,13 +79,11 @@ def systemctl(*args):
 
 
 def stopped(unit):
-    """None while UNIT runs, else what it is instead (a function for wait_healthy)."""
-    def check():
-        run = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
-        state = run.stdout.strip()
-        return None if state in ("active", "reloading") else (
-            f"{unit} stopped before it answered ({state}): gunicorn could not start or load the app")
-    return check
+    """None while UNIT runs, else why it no longer does (wait_healthy's question)."""
+    run = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
+    state = run.stdout.strip()
+    return None if state in ("active", "reloading") else (
+        f"{unit} stopped before it answered ({state}): gunicorn could not start or load the app")
 
 
 def recorded_history(before, release, rollback):
@@ -186,16 +184,11 @@ def main():
     except StepFailed as error:
         module.fail_json(msg=str(error), status=-1, written=written, changed=True)
     connect = connector(address=params["address"], port=params["port"], unix_socket=params["unix_socket"])
-    gone = []
-
-    def unit_stopped():
-        why = stopped(unit)()
-        gone.extend([why] if why else [])
-        return why
-
-    status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"], stopped=unit_stopped)
+    status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"],
+                                   stopped=lambda: stopped(unit))
     if not 200 <= status < 400:
-        module.fail_json(msg=message if gone else (
+        # wait_healthy's message names a stopped unit; else the last answer.
+        module.fail_json(msg=message if f"{unit} stopped" in message else (
             f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s."),
             status=status, written=written, changed=True)
     answer = {"changed": True, "status": status, "msg": message, "written": written}
