@@ -291,10 +291,7 @@ def assert_timer_renews_without_restart(host, name):
     return after
 
 
-VALIDATION_TASKS = ("Validating arguments against arg spec", "Check values that argument_specs cannot express",
-                    "Check that lists and dicts were not given as strings",
-                    "Check the app's processes and scheduled jobs",
-                    "Refuse variables with the role's prefixes that it does not take")
+VALIDATION_TASKS = ("Validating arguments against arg spec", "Refuse values the role cannot take")
 
 
 # Every file and directory where the role or an attack through its variables

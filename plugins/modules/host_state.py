@@ -59,6 +59,8 @@ options:
     resolver (/etc/hosts, DNS), as C(getent ahosts) does."}
   certificates: {type: list, elements: path, default: [], description: "PEM certificates whose issuer, DNS names and
     time left are reported (read with openssl)."}
+  calendars: {type: list, elements: str, default: [], description: "systemd calendar expressions (OnCalendar=) to
+    check with the host's own systemd (systemd-analyze calendar)."}
   host_settings:
     type: dict
     description:
@@ -116,6 +118,8 @@ resolved: {description: "Name to its addresses, in the resolver's order of prefe
   not resolve), for I(resolve)", type: dict}
 certificates: {description: "Path to {issuer, names (its DNS names), seconds_left} (null when there is no
   certificate openssl can read), for I(certificates)", type: dict}
+calendar_error: {description: "What systemd-analyze calendar said of I(calendars) when it refused one (empty when it
+  took them all, or none was given)", type: str}
 host_settings_conflicts: {description: "Other apps' host-wide nginx settings that differ from this app's:
   [{app, name, theirs, ours}]", type: list}
 """
@@ -624,6 +628,15 @@ def certificate(path):
             "seconds_left": int(ends - time.time())}
 
 
+def calendar_error(expressions):
+    """What the host's systemd says of the first calendar expression it cannot
+    parse ("" when it parses them all): systemd versions differ in what they take."""
+    if not expressions:
+        return ""
+    status, out, err = run(["systemd-analyze", "calendar", *expressions])
+    return "" if status == 0 else (err.strip() or out.strip() or "exit status %d" % status)
+
+
 def read_state(params):
     python, python_version = python_versions()
     app_root = params["app_root"] or ""
@@ -654,6 +667,7 @@ def read_state(params):
                                     if params["host_settings"] else []),
         "resolved": {name: resolve(name) for name in params["resolve"]},
         "certificates": {path: certificate(path) for path in params["certificates"]},
+        "calendar_error": calendar_error(params["calendars"]),
     }
     state.update(account_state(params["user"], params["group"], app_root, params["app_name"]))
     state["release_records"] = (release_records(os.path.join(app_root, "releases"), state["releases"])
@@ -694,6 +708,7 @@ def main():
             "release_records": {"type": "bool", "default": False},
             "resolve": {"type": "list", "elements": "str", "default": []},
             "certificates": {"type": "list", "elements": "path", "default": []},
+            "calendars": {"type": "list", "elements": "str", "default": []},
             "env_digest": {"type": "str", "no_log": True},
             "host_settings": {"type": "dict"},
         },

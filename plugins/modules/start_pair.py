@@ -35,8 +35,10 @@ options:
     elements: str
     default: []
     description:
-      - A command (argv) that must succeed before anything is written or started (the role's import check of a
-        release built earlier, which may now meet other settings); its output follows I(check_failure) if not.
+      - A command (argv) run only when the pair did not start or answer (the role's import check of a release
+        built earlier, which may now meet other settings); if it fails too, its output, after I(check_failure), is
+        the failure's message (gunicorn's own error, which the unit's journal buries under a traceback). A pair
+        that answers has passed it: its gunicorn imported the app with the same settings.
   check_failure: {type: str, default: The check failed., description: What the failure of I(check) means.}
   path: {type: str, required: true, description: The health path (gunicorn_health_path).}
   unix_socket: {type: path, description: The socket to ask; without it, I(address) and I(port).}
@@ -84,6 +86,16 @@ def stopped(unit):
     state = run.stdout.strip()
     return None if state in ("active", "reloading") else (
         f"{unit} stopped before it answered ({state}): gunicorn could not start or load the app")
+
+
+def explained(params, message):
+    """Why the pair did not start or answer: the check's failure when it
+    fails too (it says what gunicorn could not load), else MESSAGE."""
+    if params["check"]:
+        run = subprocess.run(params["check"], capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            return "%s\n%s" % (params["check_failure"], (run.stdout + "\n" + run.stderr).strip())
+    return message
 
 
 def recorded_history(before, release, rollback):
@@ -161,11 +173,6 @@ def main():
     )
     params = module.params
     unit, socket = params["unit"], params["socket"]
-    if params["check"] and not module.check_mode:
-        run = subprocess.run(params["check"], capture_output=True, text=True, check=False)
-        if run.returncode != 0:
-            module.fail_json(msg="%s\n%s" % (params["check_failure"], (run.stdout + "\n" + run.stderr).strip()),
-                             status=-1)
     try:
         results, diffs = write_files(params["files"], "root", "root", "0644", check_mode=module.check_mode)
     except (WriteError, OSError) as error:
@@ -182,14 +189,14 @@ def main():
         systemctl("restart", socket)
         systemctl("start", unit)
     except StepFailed as error:
-        module.fail_json(msg=str(error), status=-1, written=written, changed=True)
+        module.fail_json(msg=explained(params, str(error)), status=-1, written=written, changed=True)
     connect = connector(address=params["address"], port=params["port"], unix_socket=params["unix_socket"])
     status, message = wait_healthy(connect, params["path"], params["host"], params["timeout"],
                                    stopped=lambda: stopped(unit))
     if not 200 <= status < 400:
         # wait_healthy's message names a stopped unit; else the last answer.
-        module.fail_json(msg=message if f"{unit} stopped" in message else (
-            f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s."),
+        module.fail_json(msg=explained(params, message if f"{unit} stopped" in message else (
+            f"{params['path']} answered {message} (2xx or 3xx needed) within {params['timeout']} s.")),
             status=status, written=written, changed=True)
     answer = {"changed": True, "status": status, "msg": message, "written": written}
     if params["record"]:

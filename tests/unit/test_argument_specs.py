@@ -108,17 +108,17 @@ def test_the_string_check_of_validate_covers_every_list_and_dict_of_the_spec():
     """argument_specs takes a string for a list or a dict without converting
     the variable itself; tasks/validate.yml refuses that for each of them."""
     tasks = yaml.safe_load((ROLE / "tasks/validate.yml").read_text())
-    [check] = [task for task in tasks if task["name"] == "Check that lists and dicts were not given as strings"]
+    [check] = [task for task in tasks if task["name"] == "Refuse values the role cannot take"]
     checked = {item["var"]: item["kind"] for item in check["vars"]["__gunicorn_collections"]}
     assert checked == {name: option["type"] for name, option in OPTIONS.items() if option.get("type") in ("list", "dict")}
 
 
 def test_every_rule_of_validate_is_one_expression_with_a_message():
-    """Check values ... evaluates every rule in one task: each `ok` must be a
+    """Refuse values ... evaluates every rule in one task: each `ok` must be a
     single {{ expression }} (text around it would always be truthy) and name
     a variable its message is about."""
     tasks = yaml.safe_load((ROLE / "tasks/validate.yml").read_text())
-    [check] = [task for task in tasks if task["name"] == "Check values that argument_specs cannot express"]
+    [check] = [task for task in tasks if task["name"] == "Refuse values the role cannot take"]
     rules = check["vars"]["__gunicorn_rules"]
     assert len(rules) > 50
     for rule in rules:

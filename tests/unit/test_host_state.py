@@ -510,3 +510,23 @@ def test_a_certificate_is_read_for_its_issuer_names_and_time_left(tmp_path):
     (tmp_path / "junk.pem").write_text("not a certificate\n")
     (tmp_path / "link.pem").symlink_to(cert)
     assert [state.certificate(str(tmp_path / name)) for name in ("none.pem", "junk.pem", "link.pem")] == [None] * 3
+
+
+def test_calendars_are_checked_by_the_host_s_systemd_only_when_there_are_some(monkeypatch):
+    asked = []
+
+    def run(argv):
+        asked.append(argv)
+        if "Mon..Fri 8" in argv:
+            return 1, "", "Failed to parse calendar specification 'Mon..Fri 8': Invalid argument\n"
+        return 0, "  Original form: daily\n", ""
+
+    monkeypatch.setattr(state, "run", run)
+    assert state.calendar_error([]) == "" and asked == []
+    assert state.calendar_error(["daily"]) == ""
+    assert state.calendar_error(["daily", "Mon..Fri 8"]) == (
+        "Failed to parse calendar specification 'Mon..Fri 8': Invalid argument")
+    assert asked[-1] == ["systemd-analyze", "calendar", "daily", "Mon..Fri 8"]
+    # A host without systemd-analyze refuses rather than passes.
+    monkeypatch.setattr(state, "run", lambda argv: (127, "", "No such file or directory"))
+    assert state.calendar_error(["daily"]) == "No such file or directory"

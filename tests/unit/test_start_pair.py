@@ -78,15 +78,18 @@ def test_a_directory_at_current_fails_before_any_record_changed(tmp_path):
     assert (tmp_path / "slot").read_text() == "blue\n"
 
 
-def test_a_failed_check_refuses_before_any_file_is_written_or_unit_started(tmp_path):
-    unit_file = tmp_path / "gunicorn-app-green.service"
-    result, status = run_module("plugins/modules/start_pair.py", {
-        "unit": "gunicorn-app-green.service", "socket": "gunicorn-app-green.socket", "path": "/", "host": "_",
-        "files": {str(unit_file): "[Service]\n"},
-        "check": ["sh", "-c", "echo 'Failed to find attribute app in main.' >&2; exit 4"],
-        "check_failure": "main:app does not import as app with its environment. gunicorn --check-config said:",
-        "record": {"root": str(tmp_path), "release": "a", "slot": "green"}}, str(tmp_path))
-    assert status != 0 and result["failed"]
-    assert result["msg"] == ("main:app does not import as app with its environment. gunicorn --check-config said:\n"
-                             "Failed to find attribute app in main.")
-    assert not unit_file.exists() and not (tmp_path / "history").exists()
+CHECK_FAILURE = "main:app does not import as app with its environment. gunicorn --check-config said:"
+
+
+def test_a_pair_that_did_not_answer_is_explained_by_the_failed_check():
+    params = {"check": ["sh", "-c", "echo 'Failed to find attribute app in main.' >&2; exit 4"],
+              "check_failure": CHECK_FAILURE}
+    assert pair.explained(params, "gunicorn-app-green.service stopped before it answered (failed)") == (
+        CHECK_FAILURE + "\nFailed to find attribute app in main.")
+
+
+@pytest.mark.parametrize("check", [[], ["true"]])
+def test_without_a_check_or_when_it_passes_the_pair_s_own_failure_is_the_message(check):
+    params = {"check": check, "check_failure": CHECK_FAILURE}
+    assert pair.explained(params, "/ answered 500 (2xx or 3xx needed) within 30 s.") == (
+        "/ answered 500 (2xx or 3xx needed) within 30 s.")

@@ -170,7 +170,7 @@ def test_someone_elses_account_or_directory_is_refused_and_never_removed(host):
         for alias, expected in (("deploy-bob", "the account bob exists and is not the one"),
                                 ("deploy-into-shared", "/srv/shared-data exists and is not this app's")):
             [result] = [result for name, result in results[alias]
-                        if name.endswith("Refuse an app root or an account that is not this app's")]
+                        if name.endswith("Refuse what the host's state rules out")]
             assert result.get("failed") and expected in result["msg"], result
             assert "backup.sql" in result["msg"] or alias == "deploy-bob", result
             assert not [task for task, outcome in results[alias] if outcome.get("changed")], results[alias]
