@@ -38,7 +38,7 @@ options:
       - A command (argv) run only when the pair did not start or answer (the role's import check of a release
         built earlier, which may now meet other settings); if it fails too, its output, after I(check_failure), is
         the failure's message (gunicorn's own error, which the unit's journal buries under a traceback). A pair
-        that answers has passed it: its gunicorn imported the app with the same settings.
+        that answers has passed it, as its gunicorn imported the app with the same settings.
   check_failure: {type: str, default: The check failed., description: What the failure of I(check) means.}
   path: {type: str, required: true, description: The health path (gunicorn_health_path).}
   unix_socket: {type: path, description: The socket to ask; without it, I(address) and I(port).}
