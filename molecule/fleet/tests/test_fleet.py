@@ -252,7 +252,8 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
     assert releases_served() == {name: "2" for name in APPS}
     # The same release in the same unit pair, and a re-run of the fleet finds
     # nothing to change, on the host that came back (its /run was lost) too:
-    # nothing rolls, the app hosts are re-run all at once.
+    # nothing rolls, the app hosts are re-run all at once, and the load
+    # balancer beside them (no app host gets a new release).
     assert serving(app_host("gun-app2"), "app") == before
     rc, output = converge("all", {"gunicorn_app_src": str(example_source(workdir, "asgi-app", "main.py", "2"))})
     assert rc == 0, output[-3000:]
@@ -260,7 +261,9 @@ def test_an_app_host_going_down_under_load_fails_no_request(host, workdir):
     assert sorted(re.findall(r"^(gun-\S+) +: ok=\d+ +changed=(\d+)", plain, re.MULTILINE)) == [
         (name, "0") for name in sorted([*APPS, "gun-lb"])], output[-3000:]
     current = plain.split("PLAY [Re-run the app hosts", 1)[1].split("PLAY [", 1)[0]
-    assert all(f"[{name}]" in current for name in APPS), output[-3000:]
+    assert all(f"[{name}]" in current for name in [*APPS, "gun-lb"]), output[-3000:]
+    after = plain.split("PLAY [Put the load balancers in front of the app hosts]", 1)[1]
+    assert after.lstrip("*\n ").startswith("skipping: no hosts matched"), output[-3000:]
     rolled = plain.split("PLAY [Roll the release over the serving app hosts, one batch at a time]", 1)[1]
     assert rolled.lstrip("*\n ").startswith("skipping: no hosts matched"), output[-3000:]
 
